@@ -1,0 +1,1 @@
+"""Labeling and review: annotation formats (Qt-free) and the labeling widgets."""

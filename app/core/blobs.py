@@ -1,0 +1,179 @@
+"""The content-addressed blob store of a project: images, model artifacts, reports.
+
+Blobs live at ``blobs/ab/cdef...`` named by the sha256 of their bytes. A write goes to a
+temporary file in ``blobs/tmp/``, is fsynced, then renamed into place, so a reader never sees
+a partial blob, whatever instant the writer dies at; leftovers in ``tmp/`` are swept on open.
+Writing the same bytes twice stores them once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from app.core.errors import BlobCorrupt, BlobNotFound, InvalidInput
+
+CHUNK = 1 << 20
+_HEX = frozenset("0123456789abcdef")
+# A temp file younger than this may belong to a writer in another process that is still running.
+STALE_TEMP_SECONDS = 3600.0
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file's content, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_sha256(value: str) -> str:
+    """Return ``value`` if it is a lowercase hex sha256, else raise :class:`InvalidInput`."""
+    if len(value) != 64 or not _HEX.issuperset(value):
+        raise InvalidInput(f"{value!r} is not a sha256 (64 lowercase hex characters)")
+    return value
+
+
+@dataclass(frozen=True)
+class IntegrityProblem:
+    """A blob whose bytes no longer match its name."""
+
+    sha256: str
+    path: Path
+    actual: str
+
+
+class BlobStore:
+    """A folder of content-addressed files with atomic writes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.tmp = self.root / "tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.sweep_temp_files(older_than=STALE_TEMP_SECONDS)
+
+    def path_of(self, sha256: str) -> Path:
+        """Where the blob named ``sha256`` lives (whether or not it exists)."""
+        check_sha256(sha256)
+        return self.root / sha256[:2] / sha256[2:]
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_of(sha256).is_file()
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data``; return its sha256."""
+        return self.put_chunks([data])
+
+    def put_file(self, source: Path) -> str:
+        """Store a copy of the file at ``source``; return its sha256."""
+        with open(source, "rb") as fh:
+            return self.put_stream(fh)
+
+    def put_stream(self, stream: BinaryIO) -> str:
+        """Store everything readable from ``stream``; return its sha256."""
+        return self.put_chunks(iter(lambda: stream.read(CHUNK), b""))
+
+    def put_chunks(self, chunks: Iterable[bytes], expected_sha256: str | None = None) -> str:
+        """Store the concatenation of ``chunks`` atomically; return its sha256.
+
+        With ``expected_sha256`` the content is checked before it becomes visible, and a
+        mismatch raises :class:`BlobCorrupt` and stores nothing.
+        """
+        digest = hashlib.sha256()
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="put-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            sha = digest.hexdigest()
+            if expected_sha256 is not None and sha != expected_sha256:
+                raise BlobCorrupt(
+                    f"content hashes to {sha}, not the expected {expected_sha256}; "
+                    "it was not stored (the source is damaged or was cut short)"
+                )
+            final = self.path_of(sha)
+            if final.is_file():
+                return sha  # same bytes already stored: dedup
+            final.parent.mkdir(exist_ok=True)
+            os.chmod(tmp_name, 0o444)
+            os.replace(tmp_name, final)
+            _fsync_dir(final.parent)
+            return sha
+        finally:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+
+    def open(self, sha256: str) -> BinaryIO:
+        """Open a stored blob for reading."""
+        try:
+            return open(self.path_of(sha256), "rb")
+        except FileNotFoundError as exc:
+            raise BlobNotFound(f"blob {sha256} is not in the store {self.root}") from exc
+
+    def read_bytes(self, sha256: str) -> bytes:
+        with self.open(sha256) as fh:
+            return fh.read()
+
+    def delete(self, sha256: str) -> bool:
+        """Remove a blob; return whether it was there. Callers check it is unreferenced."""
+        try:
+            self.path_of(sha256).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def iter_hashes(self) -> Iterator[str]:
+        """Every stored blob's sha256 (in no particular order)."""
+        for prefix in self.root.iterdir():
+            if prefix.name == "tmp" or not prefix.is_dir() or len(prefix.name) != 2:
+                continue
+            for entry in prefix.iterdir():
+                name = prefix.name + entry.name
+                if len(name) == 64 and _HEX.issuperset(name):
+                    yield name
+
+    def verify(self) -> list[IntegrityProblem]:
+        """Re-hash every blob; return those whose content no longer matches their name."""
+        problems = []
+        for sha in self.iter_hashes():
+            path = self.path_of(sha)
+            actual = sha256_file(path)
+            if actual != sha:
+                problems.append(IntegrityProblem(sha, path, actual))
+        return problems
+
+    def sweep_temp_files(self, older_than: float = 0.0) -> int:
+        """Delete temp files left by writers that died; return how many went."""
+        removed = 0
+        cutoff = time.time() - older_than
+        for entry in self.tmp.iterdir():
+            try:
+                if entry.stat().st_mtime <= cutoff:
+                    entry.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the project database; run through app.core.schema."""

@@ -1,0 +1,68 @@
+"""Captures: images a device kept, with what its edge model and the observer made of them."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.models.base import Base, UTCDateTime, utcnow
+from app.core.models.users import enum_column
+
+
+class CaptureReason(str, enum.Enum):
+    """Why the device kept this frame."""
+
+    LOW_CONFIDENCE = "low_confidence"
+    RANDOM_SAMPLE = "random_sample"
+    EVERY_NTH = "every_nth"
+    MANUAL = "manual"
+    IMPORTED = "imported"
+
+
+class ReviewStatus(str, enum.Enum):
+    """Where a capture stands in human review."""
+
+    UNREVIEWED = "unreviewed"
+    QUEUED = "queued"
+    REVIEWED = "reviewed"
+    SKIPPED = "skipped"
+
+
+class Capture(Base):
+    """One captured image (a blob) and its metadata from the device's sidecar.
+
+    ``device_capture_id`` is the name the device gave it; with ``device_id`` it is unique, which
+    is what makes a resumed pull import nothing twice.
+    """
+
+    __tablename__ = "captures"
+    __table_args__ = (
+        UniqueConstraint("device_id", "device_capture_id", name="uq_captures_device_capture"),
+        # The review queue: one device, unreviewed, lowest confidence first, paged.
+        Index("ix_captures_review_queue", "device_id", "review_status", "edge_confidence", "id"),
+        # Counts by device and class read this index alone.
+        Index("ix_captures_device_class", "device_id", "edge_class_id"),
+        Index("ix_captures_captured_at", "captured_at"),
+        Index("ix_captures_blob", "blob_sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    device_capture_id: Mapped[str] = mapped_column(String(128))
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    captured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reason: Mapped[CaptureReason] = mapped_column(enum_column(CaptureReason))
+    model_version: Mapped[str | None] = mapped_column(String(64), default=None)
+    edge_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_classes.id"), default=None)
+    edge_confidence: Mapped[float | None] = mapped_column(Float, default=None)
+    observer_class_id: Mapped[int | None] = mapped_column(
+        ForeignKey("label_classes.id"), default=None
+    )
+    observer_confidence: Mapped[float | None] = mapped_column(Float, default=None)
+    review_status: Mapped[ReviewStatus] = mapped_column(
+        enum_column(ReviewStatus), default=ReviewStatus.UNREVIEWED
+    )

@@ -1,0 +1,1 @@
+"""The workstation's side of the device protocol: discovery, SSH transport, pull, deploy."""

@@ -1,0 +1,1 @@
+"""The program that runs on an edge device. Light dependencies only (see DESIGN.md)."""

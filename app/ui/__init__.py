@@ -1,0 +1,1 @@
+"""The Qt desktop application: the main window and its pages."""
