@@ -108,7 +108,10 @@ class BlobStore:
                 )
             final = self.path_of(sha)
             if final.is_file():
-                return sha  # same bytes already stored: dedup
+                # Same bytes already stored: dedup. Touch it so a garbage collection running
+                # now sees it as recently wanted and leaves it for the row about to refer to it.
+                os.utime(final)
+                return sha
             final.parent.mkdir(exist_ok=True)
             os.chmod(tmp_name, 0o444)
             os.replace(tmp_name, final)
@@ -136,6 +139,13 @@ class BlobStore:
             return True
         except FileNotFoundError:
             return False
+
+    def modified_at(self, sha256: str) -> float | None:
+        """When the blob was last written or re-put (epoch seconds); None if absent."""
+        try:
+            return self.path_of(sha256).stat().st_mtime
+        except FileNotFoundError:
+            return None
 
     def iter_hashes(self) -> Iterator[str]:
         """Every stored blob's sha256 (in no particular order)."""

@@ -3,11 +3,12 @@
 from app.core.models.audit import AuditEvent, AuditHead
 from app.core.models.base import Base, utcnow
 from app.core.models.blob import Blob
-from app.core.models.captures import Capture, CaptureReason, ReviewStatus
+from app.core.models.captures import Capture, CaptureCount, CaptureReason, ReviewStatus
 from app.core.models.datasets import Dataset, DatasetSample, DatasetVersion, Split
 from app.core.models.deploy import Deployment, DeploymentState, Rollout, RolloutState
 from app.core.models.devices import Device, EnrollmentState
 from app.core.models.drift import DriftMeasurement
+from app.core.models import guards as _guards  # noqa: F401  (registers the flush guards)
 from app.core.models.labels import Annotation, AnnotationBox, AnnotationSource, LabelClass
 from app.core.models.settings import ProjectSetting
 from app.core.models.training import (
@@ -23,7 +24,7 @@ from app.core.models.users import Role, User
 
 __all__ = [
     "Annotation", "AnnotationBox", "AnnotationSource", "ArtifactFormat", "AuditEvent",
-    "AuditHead", "Base", "Blob", "Capture", "CaptureReason", "Dataset", "DatasetSample",
+    "AuditHead", "Base", "Blob", "Capture", "CaptureCount", "CaptureReason", "Dataset", "DatasetSample",
     "DatasetVersion", "Deployment", "DeploymentState", "Device", "DriftMeasurement",
     "EnrollmentState", "LabelClass", "ModelArtifact", "ModelKind", "ModelStatus", "ModelVersion",
     "ProjectSetting", "Role", "Rollout", "RolloutState", "RunStatus", "Split", "TrainingRun",

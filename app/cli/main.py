@@ -1,0 +1,50 @@
+"""The ``edgeloop`` command: assembles the command groups and reports errors plainly."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from app.cli.audit_cmds import audit_app
+from app.cli.data_cmds import blobs_app, retention_app
+from app.cli.project_cmds import info, init
+from app.cli.users_cmds import users_app
+from app.core.errors import EdgeLoopError
+
+cli = typer.Typer(
+    name="edgeloop",
+    help="EdgeLoop: the on-prem ML loop for fleets of edge devices.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+cli.command()(init)
+cli.command()(info)
+cli.add_typer(users_app, name="users")
+cli.add_typer(audit_app, name="audit")
+cli.add_typer(retention_app, name="retention")
+cli.add_typer(blobs_app, name="blobs")
+
+
+def run() -> None:
+    """Console entry point: EdgeLoop errors become one line on stderr and exit status 2."""
+    import click
+
+    try:
+        # Without standalone mode click returns (rather than exits with) the code that a
+        # command's typer.Exit carried.
+        code = cli(standalone_mode=False)
+    except EdgeLoopError as exc:
+        typer.echo(f"edgeloop: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        typer.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:  # usage errors: unknown option, bad value
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    run()
