@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import io
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -58,26 +59,24 @@ def export(
     db: DbOpt = None,
     user: UserOpt = None,
 ) -> None:
-    """Export audit events as CSV or JSON."""
+    """Export audit events as CSV or JSON (the export itself is audited)."""
     start, end = _parse_day(since, "--since"), _parse_day(until, "--until")
     with open_from_cli(project, db) as p:
         actor = acting_user(p, user)
         authorize(p.db, p.audit, actor, Permission.EXPORT_AUDIT, "audit export")
         writer = write_csv if fmt is ExportFormat.CSV else write_json
+        buffer = io.StringIO()
         with p.db.read() as session:
-            events = p.audit.events(session, since=start, until=end)
-            if out is None:
-                writer(events, sys.stdout)
-                return
-            import io
-
-            buffer = io.StringIO()
-            count = writer(events, buffer)
-        atomic_write_text(out, buffer.getvalue())
+            count = writer(p.audit.events(session, since=start, until=end), buffer)
+        if out is None:
+            sys.stdout.write(buffer.getvalue())
+        else:
+            atomic_write_text(out, buffer.getvalue())
         with p.db.write() as session:
             p.audit.append(
                 session, actor=actor.name, action="audit_exported", object_type="audit",
-                object_id=str(out), after={"format": fmt.value, "events": count,
-                                           "since": since, "until": until},
+                object_id=str(out or "stdout"),
+                after={"format": fmt.value, "events": count, "since": since, "until": until},
             )
-    typer.echo(f"Wrote {count} events to {out}.", err=True)
+    if out is not None:
+        typer.echo(f"Wrote {count} events to {out}.", err=True)

@@ -8,11 +8,13 @@ is audited with what it removed.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from app.core.audit import AuditTrail
 from app.core.blobs import BlobStore
@@ -69,7 +71,7 @@ def purge_captures_older_than(
     actor: Actor,
     days: int,
     *,
-    clock=utcnow,  # type: ignore[no-untyped-def]
+    clock: Callable[[], datetime] = utcnow,
     blob_grace_seconds: float = BLOB_GRACE_SECONDS,
 ) -> PurgeResult:
     """Delete captures taken more than ``days`` days ago, except those frozen in datasets."""
@@ -84,7 +86,15 @@ def purge_captures_older_than(
     )
 
 
-def _purge(db, blobs, audit, actor, condition, criteria, grace) -> PurgeResult:  # type: ignore[no-untyped-def]
+def _purge(
+    db: Database,
+    blobs: BlobStore,
+    audit: AuditTrail,
+    actor: Actor,
+    condition: ColumnElement[bool],
+    criteria: dict[str, object],
+    grace: float,
+) -> PurgeResult:
     in_dataset = select(DatasetSample.capture_id)
     deleted = 0
     with db.write() as session:
