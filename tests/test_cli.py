@@ -92,3 +92,20 @@ def test_bad_dates_and_db_urls_are_explained(cli_project: Path) -> None:
     assert bad_date.returncode == 2 and "give a date like" in bad_date.stderr
     bad_db = edgeloop("info", "--project", str(cli_project), "--db", "mysql://x/y")
     assert bad_db.returncode == 2 and "SQLite and PostgreSQL only" in bad_db.stderr
+
+
+@pytest.mark.postgres
+def test_a_project_on_postgresql(tmp_path: Path, postgres_server) -> None:  # type: ignore[no-untyped-def]
+    url = postgres_server.create_database("cli_project")
+    root = tmp_path / "team"
+    created = edgeloop("init", str(root), "--admin", "admin", "--db", url)
+    assert created.returncode == 0, created.stderr
+    assert json.loads((root / "project.json").read_text())["database"] == url
+    assert not (root / "project.db").exists()
+    added = edgeloop("users", "add", "eng", "--role", "engineer", "--no-password",
+                     "--project", str(root))
+    assert added.returncode == 0, added.stderr
+    info = edgeloop("info", "--project", str(root))
+    assert "Database:        postgresql+psycopg://postgres@127.0.0.1" in info.stdout
+    assert "Users:           2" in info.stdout
+    assert edgeloop("audit", "verify", "--project", str(root)).returncode == 0
