@@ -1,0 +1,108 @@
+"""Building a signed release folder on the workstation, for devices to verify and install.
+
+The expected self-test output is computed here by running the release's own ONNX artifact
+through the agent's runtime code, so the device later checks exactly what was shipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from app.fleet.agent.manifest import (
+    MANIFEST, MANIFEST_FORMAT, SIGNATURE, InputSpec, Manifest, check_name, key_fingerprint,
+    verify_release,
+)
+from app.fleet.agent.runtime import OnnxRuntimeEngine, OpenVinoEngine
+
+SELFTEST_NAME = "selftest.png"
+SELFTEST_TOLERANCE = 0.02
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_release(
+    out: Path,
+    *,
+    version: str,
+    labels: Sequence[str],
+    input_spec: InputSpec,
+    artifacts: Mapping[str, Path],
+    selftest_image: np.ndarray,
+    signing_key: Ed25519PrivateKey,
+    extra: Mapping[str, object] | None = None,
+) -> Manifest:
+    """Write a signed release into the new folder ``out`` and return its verified manifest.
+
+    ``artifacts`` maps a runtime ("onnxruntime", "openvino") to its model file; an OpenVINO IR
+    ``.xml`` brings its ``.bin`` along.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=False)
+    files: list[str] = []
+    artifact_names: dict[str, str] = {}
+    for runtime, source in artifacts.items():
+        source = Path(source)
+        name = check_name(source.name, "artifact")
+        shutil.copyfile(source, out / name)
+        files.append(name)
+        artifact_names[runtime] = name
+        if source.suffix == ".xml":
+            weights = source.with_suffix(".bin")
+            shutil.copyfile(weights, out / weights.name)
+            files.append(weights.name)
+    ok, encoded = cv2.imencode(".png", selftest_image)
+    if not ok:
+        raise ValueError("the self-test image could not be encoded")
+    (out / SELFTEST_NAME).write_bytes(encoded.tobytes())
+    files.append(SELFTEST_NAME)
+
+    probs = _reference_output(out, artifact_names, input_spec, selftest_image)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "version": version,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "labels": list(labels),
+        "input": input_spec.to_json(),
+        "artifacts": artifact_names,
+        "files": {name: {"sha256": _sha256(out / name), "size": (out / name).stat().st_size}
+                  for name in files},
+        "selftest": {
+            "input": SELFTEST_NAME,
+            "expected_label": labels[int(np.argmax(probs))],
+            "expected_probs": [round(float(p), 6) for p in probs],
+            "tolerance": SELFTEST_TOLERANCE,
+        },
+        "signing_key": key_fingerprint(signing_key.public_key()),
+        **(dict(extra) if extra else {}),
+    }
+    data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    (out / MANIFEST).write_bytes(data)
+    (out / SIGNATURE).write_bytes(base64.b64encode(signing_key.sign(data)) + b"\n")
+    return verify_release(out, [signing_key.public_key()])
+
+
+def _reference_output(
+    folder: Path, artifacts: Mapping[str, str], spec: InputSpec, image: np.ndarray
+) -> np.ndarray:
+    decoded = cv2.imdecode(np.fromfile(str(folder / SELFTEST_NAME), np.uint8), cv2.IMREAD_COLOR)
+    if "onnxruntime" in artifacts:
+        engine = OnnxRuntimeEngine(folder / artifacts["onnxruntime"], spec)
+    else:
+        engine = OpenVinoEngine(folder / artifacts["openvino"], spec)
+    return engine.predict([decoded])[0]
