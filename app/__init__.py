@@ -6,3 +6,7 @@ program that runs on a device, ``app.annotate`` and ``app.ui`` the Qt applicatio
 """
 
 __version__ = "0.1.0"
+
+from app.offline import block_telemetry
+
+block_telemetry()

@@ -1,0 +1,151 @@
+"""Training an image classifier in plain torch: CUDA when present, CPU otherwise.
+
+Inputs are uint8 BGR images (what devices capture); ``to_tensor`` applies exactly the
+preprocessing that the release manifest gives the device (``EDGE_INPUT``), so what is trained
+is what runs. Progress per epoch (loss, accuracy) goes to the callback; the cancel token is
+checked every batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from app.core.progress import CancelToken, Progress, ProgressFn, no_progress
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def input_spec(size: int) -> dict[str, Any]:
+    """The preprocessing of a model trained here, in the release manifest's terms."""
+    return {"width": size, "height": size, "color": "RGB", "mean": list(MEAN),
+            "std": list(STD), "scale": 1 / 255, "layout": "NCHW", "dtype": "float32"}
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """NHWC uint8 BGR -> NCHW float32 RGB, scaled and normalized like the device does."""
+    x = torch.from_numpy(np.ascontiguousarray(images[..., ::-1])).permute(0, 3, 1, 2).float()
+    x = x / 255.0
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run."""
+
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    patience: int = 3
+    seed: int = 0
+    flip: bool = True
+
+
+@dataclass
+class TrainResult:
+    """The best model (by validation accuracy) and the history of every epoch."""
+
+    model: nn.Module
+    best_epoch: int
+    best_val_accuracy: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    images_per_second: float = 0.0
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 256) -> tuple[float, float]:
+    """(mean loss, accuracy) of ``model`` on a tensor dataset."""
+    model.eval()
+    device = next(model.parameters()).device
+    loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    total_loss, correct = 0.0, 0
+    for i in range(0, len(x), batch):
+        xb, yb = x[i:i + batch].to(device), y[i:i + batch].to(device)
+        logits = model(xb)
+        total_loss += float(loss_fn(logits, yb))
+        correct += int((logits.argmax(1) == yb).sum())
+    return total_loss / max(1, len(x)), correct / max(1, len(x))
+
+
+def train_classifier(
+    model: nn.Module,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    config: TrainConfig,
+    *,
+    progress: ProgressFn = no_progress,
+    cancel: CancelToken | None = None,
+    device: torch.device | None = None,
+) -> TrainResult:
+    """Train with AdamW and a one-cycle schedule, keep the best epoch, stop early."""
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    device = device or pick_device()
+    model = model.to(device)
+    x_train, y_train = to_tensor(train[0]), torch.as_tensor(train[1], dtype=torch.long)
+    x_val, y_val = to_tensor(val[0]), torch.as_tensor(val[1], dtype=torch.long)
+    steps = (len(x_train) + config.batch_size - 1) // config.batch_size
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=max(1, steps * config.epochs)
+    )
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    loss_fn = nn.CrossEntropyLoss()
+    best_state, best_acc, best_epoch, since_best = None, -1.0, 0, 0
+    history: list[dict[str, float]] = []
+    started, seen = time.perf_counter(), 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = torch.randperm(len(x_train), generator=generator)
+        running = 0.0
+        for step in range(steps):
+            if cancel is not None:
+                cancel.check()
+            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+            xb, yb = x_train[idx], y_train[idx]
+            if config.flip:
+                flip = torch.rand(len(xb), generator=generator) < 0.5
+                xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(3), xb)
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+            with torch.autocast(device.type, enabled=use_amp):
+                loss = loss_fn(model(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            schedule.step()
+            running += float(loss) * len(xb)
+            seen += len(xb)
+        val_loss, val_acc = evaluate(model, x_val, y_val)
+        record = {"epoch": epoch, "train_loss": running / len(x_train), "val_loss": val_loss,
+                  "val_accuracy": val_acc}
+        history.append(record)
+        progress(Progress("train", epoch, config.epochs, f"epoch {epoch}: val acc {val_acc:.3f}",
+                          metrics=record))
+        if val_acc > best_acc:
+            best_acc, best_epoch, since_best = val_acc, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            since_best += 1
+            if since_best >= config.patience:
+                break
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    seconds = time.perf_counter() - started
+    return TrainResult(model.eval(), best_epoch, best_acc, history, seconds, seen / seconds)
