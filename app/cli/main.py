@@ -9,6 +9,7 @@ import typer
 from app.cli.audit_cmds import audit_app
 from app.cli.data_cmds import blobs_app, retention_app
 from app.cli.project_cmds import info, init
+from app.cli.simulate_cmd import simulate
 from app.cli.users_cmds import users_app
 from app.core.errors import EdgeLoopError
 
@@ -20,6 +21,7 @@ cli = typer.Typer(
 )
 cli.command()(init)
 cli.command()(info)
+cli.command()(simulate)
 cli.add_typer(users_app, name="users")
 cli.add_typer(audit_app, name="audit")
 cli.add_typer(retention_app, name="retention")
