@@ -48,7 +48,7 @@ class TrainConfig:
 
     epochs: int = 8
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 2e-3
     weight_decay: float = 1e-4
     patience: int = 3
     seed: int = 0
@@ -130,7 +130,7 @@ def train_classifier(
             scaler.step(optimizer)
             scaler.update()
             schedule.step()
-            running += float(loss) * len(xb)
+            running += loss.detach().item() * len(xb)
             seen += len(xb)
         val_loss, val_acc = evaluate(model, x_val, y_val)
         record = {"epoch": epoch, "train_loss": running / len(x_train), "val_loss": val_loss,

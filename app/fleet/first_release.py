@@ -34,8 +34,8 @@ class FirstReleaseSettings:
 
     seed: int = 1
     size: int = 96
-    train_images: int = 3000
-    val_images: int = 600
+    train_images: int = 2000
+    val_images: int = 500
     epochs: int = 10
     width: float = 1.0
     defect_rate: float = 0.5
