@@ -20,7 +20,7 @@ from app.fleet.agent.loop import Agent
 from app.fleet.agent.manifest import public_key_to_text
 from app.fleet.agent.sources import folder_frames
 from tests.fleet.test_agent_loop import image_folder
-from tests.fleet.test_simulator import client_key, run
+from tests.support.ssh import client_key, run
 from tests.support.releases import make_release
 from tests.support.sshd import sshd_available, start_sshd
 
