@@ -7,6 +7,7 @@ so the device's f32 inference matches what was validated.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -15,6 +16,8 @@ from torch import nn
 
 def export_onnx(model: nn.Module, path: Path, height: int, width: int) -> Path:
     """Write ``model`` (in eval mode, on CPU) as ONNX with input ``image`` [N,3,H,W]."""
+    # EdgeLoop has no torchvision by design; the exporter logs a warning per missing op.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     model = model.eval().to("cpu")
     example = torch.zeros(1, 3, height, width)
     batch = torch.export.Dim("batch", min=1, max=1024)
