@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.core.errors import BlobCorrupt, BlobNotFound, InvalidInput
+from app.core.fsutil import fsync_dir, sha256_file
 
 CHUNK = 1 << 20
 _HEX = frozenset("0123456789abcdef")
@@ -28,15 +29,6 @@ STALE_TEMP_SECONDS = 3600.0
 def sha256_bytes(data: bytes) -> str:
     """The hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file's content, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_sha256(value: str) -> str:
@@ -115,7 +107,7 @@ class BlobStore:
             final.parent.mkdir(exist_ok=True)
             os.chmod(tmp_name, 0o444)
             os.replace(tmp_name, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
             return sha
         finally:
             if os.path.exists(tmp_name):
@@ -179,11 +171,3 @@ class BlobStore:
             except FileNotFoundError:
                 continue
         return removed
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -7,7 +7,6 @@ through the agent's runtime code, so the device later checks exactly what was sh
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ import cv2
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from app.core.fsutil import sha256_file
 from app.fleet.agent.manifest import (
     MANIFEST, MANIFEST_FORMAT, SIGNATURE, InputSpec, Manifest, check_name, key_fingerprint,
     verify_release,
@@ -26,14 +26,6 @@ from app.fleet.agent.runtime import OnnxRuntimeEngine, OpenVinoEngine
 
 SELFTEST_NAME = "selftest.png"
 SELFTEST_TOLERANCE = 0.02
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_release(
@@ -80,7 +72,7 @@ def build_release(
         "labels": list(labels),
         "input": input_spec.to_json(),
         "artifacts": artifact_names,
-        "files": {name: {"sha256": _sha256(out / name), "size": (out / name).stat().st_size}
+        "files": {name: {"sha256": sha256_file(out / name), "size": (out / name).stat().st_size}
                   for name in files},
         "selftest": {
             "input": SELFTEST_NAME,

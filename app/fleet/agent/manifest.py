@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from app.core.fsutil import sha256_file
 from app.fleet.agent.errors import ReleaseRejected
 
 MANIFEST = "manifest.json"
@@ -155,14 +156,6 @@ class Manifest:
                    selftest, signing_key, data)
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def read_manifest(folder: Path) -> tuple[bytes, bytes]:
     """The raw manifest bytes and decoded signature of a release folder."""
     manifest_path, sig_path = folder / MANIFEST, folder / SIGNATURE
@@ -203,7 +196,7 @@ def verify_release(folder: Path, trusted: list[Ed25519PublicKey]) -> Manifest:
         path = folder / name
         if not path.is_file() or path.is_symlink():
             raise ReleaseRejected(f"{name} listed in the manifest is missing from the release")
-        actual = _sha256_file(path)
+        actual = sha256_file(path)
         if actual != expected:
             raise ReleaseRejected(
                 f"{name} hashes to {actual[:12]}…, the manifest says {expected[:12]}…; "
