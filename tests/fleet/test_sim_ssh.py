@@ -462,7 +462,7 @@ def test_close_ends_connections_and_kills_running_commands(tmp_path: Path) -> No
             assert time.monotonic() - started < 10
             assert process_gone(pid, within=1)
             assert chan.recv(100) == b""  # EOF: the server closed the channel
-            with pytest.raises((OSError, paramiko.SSHException)):
+            with pytest.raises((OSError, EOFError, paramiko.SSHException)):
                 sftp.listdir("/")
     finally:
         runner.stop()
