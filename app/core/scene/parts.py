@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,7 @@ Circle = tuple[float, float, float]
 
 
 @dataclass(frozen=True, eq=False)
-class Part:
+class Part(ABC):
     """A part in its own coordinates plus its pose in the image."""
 
     kind: str
@@ -77,9 +78,9 @@ class Part:
                 return float(x), float(y)
         return None
 
+    @abstractmethod
     def _inside(self, x: np.ndarray, y: np.ndarray, margin: float) -> np.ndarray:
         """Which points lie on the part's outline, ``margin`` clear of its edge (holes aside)."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True, eq=False)
