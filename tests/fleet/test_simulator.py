@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -35,15 +36,17 @@ def sim_root(tmp_path: Path) -> tuple[Path, Ed25519PrivateKey, Path]:
 def test_fleet_devices_serve_ssh_and_mdns_and_stop_cleanly(sim_root, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     root, key, release = sim_root
     pkey, public = client_key(tmp_path)
-    specs = [SimDeviceSpec("sim-01", 1, fps=10, random_rate=0.5),
-             SimDeviceSpec("sim-02", 2, schedule="blur@0", fps=10, random_rate=0.5)]
+    # Unique ids: another fleet on this machine (a demo) advertises on the same loopback.
+    tag = uuid.uuid4().hex[:6]
+    specs = [SimDeviceSpec(f"t{tag}-1", 1, fps=10, random_rate=0.5),
+             SimDeviceSpec(f"t{tag}-2", 2, schedule="blur@0", fps=10, random_rate=0.5)]
     watcher = Watcher()
     fleet = SimulatedFleet(root, key, release, specs, authorized_keys=[public])
     try:
         devices = fleet.start()
         for device in devices:
             watcher.wait(f"{device.spec.device_id}.{SERVICE_TYPE}", ServiceStateChange.Added)
-        info = watcher.zc.get_service_info(SERVICE_TYPE, f"sim-02.{SERVICE_TYPE}", timeout=5000)
+        info = watcher.zc.get_service_info(SERVICE_TYPE, f"t{tag}-2.{SERVICE_TYPE}", timeout=5000)
         assert info is not None and info.port == devices[1].endpoint.port
 
         ep = devices[1].endpoint
@@ -63,7 +66,7 @@ def test_fleet_devices_serve_ssh_and_mdns_and_stop_cleanly(sim_root, tmp_path: P
             sidecars = sorted(n for n in sftp.listdir("spool") if n.endswith(".json"))
             with sftp.open(f"spool/{sidecars[0]}") as fh:
                 sidecar = json.loads(fh.read())
-            assert sidecar["device_id"] == "sim-02" and sidecar["truth"]["scenario"] == "blur"
+            assert sidecar["device_id"] == f"t{tag}-2" and sidecar["truth"]["scenario"] == "blur"
             sftp.close()
             code, _, err = run(client, "edgeloop-agent --home /tmp ctl status")
             assert code != 0 and "--home is fixed" in err
