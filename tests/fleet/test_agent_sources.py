@@ -57,3 +57,14 @@ def test_advertisement_is_updated_when_the_model_changes() -> None:
     finally:
         advertiser.close()
         watcher.close()
+
+
+def test_a_second_device_with_the_same_id_gets_a_clear_error() -> None:
+    first, second = Advertiser(["127.0.0.1"]), Advertiser(["127.0.0.1"])
+    try:
+        first.publish(Advertised("dup-1", "A", "edge-1", 2201, "sim"))
+        with pytest.raises(ConfigError, match="already advertises 'dup-1'"):
+            second.publish(Advertised("dup-1", "B", "edge-1", 2202, "sim"))
+    finally:
+        second.close()
+        first.close()

@@ -11,9 +11,10 @@ import socket
 from dataclasses import dataclass
 
 import ifaddr
-from zeroconf import IPVersion, ServiceInfo, Zeroconf
+from zeroconf import IPVersion, NonUniqueNameException, ServiceInfo, Zeroconf
 
 import app
+from app.fleet.agent.errors import ConfigError
 
 SERVICE_TYPE = "_edgeloop._tcp.local."
 
@@ -65,7 +66,13 @@ class Advertiser:
         """Announce the device, or update the announcement if it changed."""
         info = self._info(facts)
         if self.info is None:
-            self.zeroconf.register_service(info, allow_name_change=False)
+            try:
+                self.zeroconf.register_service(info, allow_name_change=False)
+            except NonUniqueNameException:
+                raise ConfigError(
+                    f"another device on this network already advertises {facts.device_id!r}; "
+                    "give this device a unique device_id in its config.json"
+                ) from None
         elif info.properties != self.info.properties:
             self.zeroconf.update_service(info)
         self.info = info

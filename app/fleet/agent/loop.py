@@ -97,11 +97,16 @@ class Agent:
             self._load_current()
 
     def _publish(self) -> None:
-        if self.advertiser is not None:
+        if self.advertiser is None:
+            return
+        try:
             self.advertiser.publish(Advertised(
                 self.config.device_id, self.config.name or self.config.device_id,
                 self.version or "", self.config.ssh_port, self.config.hardware,
             ))
+        except AgentError as exc:
+            # Not discoverable is not broken: keep inferring, say why in the status.
+            self.health.error(f"not advertised: {exc}")
 
     # -- frames ------------------------------------------------------------------------------
     def _capture(self, frame: Frame, probs: np.ndarray, label: str, confidence: float,
