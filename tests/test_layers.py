@@ -28,28 +28,26 @@ def _modules(package: str) -> list[str]:
                         if not m.name.endswith(".__main__")]
 
 
-def test_core_and_fleet_import_with_qt_absent() -> None:
-    """Block PySide6 outright, then import every module of app.core and app.fleet."""
-    modules = [m for m in _modules("app.core") + _modules("app.fleet")
-               if not m.startswith("app.core.migrations.")]
+def _import_all_with_blocked(modules: list[str], blocked: tuple[str, ...]) -> None:
+    """In a fresh interpreter, make ``blocked`` unimportable, then import every module."""
     code = (
         "import sys, importlib\n"
-        "for name in ('PySide6', 'qasync'): sys.modules[name] = None\n"
+        f"for name in {blocked!r}: sys.modules[name] = None\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 
+def test_core_and_fleet_import_with_qt_absent() -> None:
+    modules = [m for m in _modules("app.core") + _modules("app.fleet")
+               if not m.startswith("app.core.migrations.")]
+    _import_all_with_blocked(modules, ("PySide6", "qasync"))
+
+
 def test_agent_imports_without_torch_sqlalchemy_or_qt() -> None:
-    code = (
-        "import sys, importlib\n"
-        "for name in ('torch', 'sqlalchemy', 'alembic', 'PySide6', 'qasync'):\n"
-        "    sys.modules[name] = None\n"
-        f"for m in {_modules('app.fleet.agent')!r}: importlib.import_module(m)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    _import_all_with_blocked(_modules("app.fleet.agent"),
+                             ("torch", "sqlalchemy", "alembic", "PySide6", "qasync"))
 
 
 def test_package_version_is_set() -> None:

@@ -121,14 +121,14 @@ class SimulatedFleet:
 
     def _prepare_home(self, spec: SimDeviceSpec, ssh_port: int) -> AgentHome:
         home = AgentHome(self.root / "devices" / spec.device_id)
-        home.create(AgentConfig(
+        # A restarted fleet keeps each device's config, but its SSH port is new.
+        config = home.load_config() if home.config_path.exists() else AgentConfig(
             device_id=spec.device_id, name=f"Simulated {spec.device_id}", hardware="sim-x86",
-            fps=spec.fps, interfaces=self.interfaces, ssh_port=ssh_port,
             capture=CaptureConfig(random_rate=spec.random_rate,
                                   low_confidence=spec.low_confidence),
-        ))
-        config = home.load_config()
+        )
         config.ssh_port, config.fps, config.interfaces = ssh_port, spec.fps, self.interfaces
+        home.create(config)
         home.save_config(config)
         home.add_trusted_key("project", public_key_to_text(self.signing_key.public_key()))
         manager = ReleaseManager(home, self_test)

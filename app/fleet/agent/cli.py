@@ -20,7 +20,6 @@ from typing import Any
 
 from app.fleet.agent.activation import ReleaseManager
 from app.fleet.agent.errors import AgentError
-from app.fleet.agent.fsutil import write_atomic
 from app.fleet.agent.home import AgentConfig, AgentHome, CaptureConfig
 from app.fleet.agent.runtime import self_test
 
@@ -103,33 +102,21 @@ def _ctl(home: AgentHome, args: argparse.Namespace) -> dict[str, Any]:
         home, lambda folder, manifest: self_test(folder, manifest, home.load_config().runtime)
     )
     if args.action == "status":
-        from app.fleet.agent.spool import Spool
-
-        config = home.load_config()
-        spool = Spool(home.spool, home.state / "spool.json", int(config.quota_mb * 1024 * 1024))
         return {"status": home.status(), "current": manager.current_version(),
-                "previous": manager.previous_version(), "spool": spool.stats().__dict__}
-    if args.action == "reload":
-        write_atomic(home.state / "reload-request", str(os.getpid()).encode())
-        return {"reload_requested": True, "current": manager.current_version()}
-    if args.action == "install":
-        result = manager.install(args.path)
-        write_atomic(home.state / "reload-request", str(os.getpid()).encode())
-        return result.__dict__
-    if args.action == "rollback":
-        result = manager.rollback()
-        write_atomic(home.state / "reload-request", str(os.getpid()).encode())
-        return result.__dict__
+                "previous": manager.previous_version(),
+                "spool": home.open_spool(home.load_config()).stats().__dict__}
     if args.action == "ack":
-        from app.fleet.agent.spool import Spool
-
-        config = home.load_config()
-        spool = Spool(home.spool, home.state / "spool.json", int(config.quota_mb * 1024 * 1024))
-        return {"acked": spool.ack(args.up_to)}
+        return {"acked": home.open_spool(home.load_config()).ack(args.up_to)}
     if args.action == "trust":
         home.add_trusted_key(args.name, sys.stdin.read())
         return {"trusted": args.name}
-    raise AgentError(f"unknown ctl action {args.action}")
+    if args.action == "reload":
+        home.request_reload()
+        return {"reload_requested": True, "current": manager.current_version()}
+    # install and rollback change what `current` names; the running agent reloads it.
+    result = manager.install(args.path) if args.action == "install" else manager.rollback()
+    home.request_reload()
+    return result.__dict__
 
 
 def main(argv: list[str] | None = None) -> int:

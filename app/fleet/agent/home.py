@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from app.fleet.agent.errors import ConfigError
-from app.fleet.agent.fsutil import read_json, write_json_atomic
+from app.fleet.agent.fsutil import read_json, write_atomic, write_json_atomic
 from app.fleet.agent.manifest import public_key_from_text
+from app.fleet.agent.spool import Spool
 
 CONFIG_VERSION = 1
 
@@ -97,6 +99,7 @@ class AgentHome:
         self.drift = self.root / "drift"
         self.state = self.root / "state"
         self.status_path = self.state / "status.json"
+        self.reload_request = self.state / "reload-request"
 
     def create(self, config: AgentConfig) -> None:
         """Make the folders and write config.json (keeps an existing config untouched)."""
@@ -126,10 +129,16 @@ class AgentHome:
 
     def add_trusted_key(self, name: str, key_text: str) -> None:
         public_key_from_text(key_text)  # refuse garbage before writing it
-        from app.fleet.agent.fsutil import write_atomic
-
         self.trust.mkdir(parents=True, exist_ok=True)
         write_atomic(self.trust / f"{name}.pub", key_text.encode())
+
+    def open_spool(self, config: AgentConfig) -> Spool:
+        """The capture spool under the config's quota (safe to open from several processes)."""
+        return Spool(self.spool, self.state / "spool.json", int(config.quota_mb * 1024 * 1024))
+
+    def request_reload(self) -> None:
+        """Ask the running agent to reload its release (it watches this file's mtime)."""
+        write_atomic(self.reload_request, str(os.getpid()).encode())
 
     def status(self) -> dict[str, Any]:
         return read_json(self.status_path, default={}) or {}

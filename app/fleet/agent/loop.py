@@ -30,10 +30,6 @@ from app.fleet.agent.manifest import Manifest
 from app.fleet.agent.policy import CapturePolicy
 from app.fleet.agent.runtime import Engine, self_test
 from app.fleet.agent.sources import Frame
-from app.fleet.agent.spool import Spool
-
-RELOAD_REQUEST = "reload-request"
-
 
 class Agent:
     """One device's agent, run until ``stop`` is set or the source ends."""
@@ -57,8 +53,7 @@ class Agent:
             home, lambda folder, manifest: self_test(folder, manifest, self.config.runtime)
         )
         self.health = HealthMonitor(clock)
-        self.spool = Spool(home.spool, home.state / "spool.json",
-                           int(self.config.quota_mb * 1024 * 1024))
+        self.spool = home.open_spool(self.config)
         self.policy = CapturePolicy(self.config.capture, seed=hash(self.config.device_id) & 0xFFFF)
         self.drift = DriftStatistics(home.drift, clock=clock)
         self.engine: Engine | None = None
@@ -70,7 +65,7 @@ class Agent:
     # -- model -------------------------------------------------------------------------------
     def _reload_request_mtime(self) -> float:
         try:
-            return os.stat(self.home.state / RELOAD_REQUEST).st_mtime
+            return os.stat(self.home.reload_request).st_mtime
         except FileNotFoundError:
             return 0.0
 
