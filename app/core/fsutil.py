@@ -5,6 +5,7 @@ Standard library only: the device agent uses it too.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import tempfile
@@ -48,3 +49,32 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), mode)
+
+
+def _load_syncfs():  # type: ignore[no-untyped-def]
+    try:
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):  # not Linux: callers fall back to fsync per file
+        return None
+
+
+_SYNCFS = _load_syncfs()
+
+
+def sync_filesystem(path: Path) -> bool:
+    """Flush everything written to the filesystem holding ``path`` (Linux ``syncfs``).
+
+    One call makes a whole batch of new files durable, where an fsync per file costs ~0.6 ms
+    each on this machine's disk. Returns False where ``syncfs`` is not available, so the
+    caller fsyncs file by file instead.
+    """
+    if _SYNCFS is None:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _SYNCFS(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs failed: {os.strerror(err)}", str(path))
+        return True
+    finally:
+        os.close(fd)

@@ -104,3 +104,26 @@ def test_writer_killed_mid_put_leaves_no_visible_blob(tmp_path: Path, stage: str
     # removed by a sweep that is told the writer is gone.
     assert store.sweep_temp_files(older_than=0) == 1
     assert list(store.tmp.iterdir()) == []
+
+
+def test_put_many_stores_each_once_and_leaves_no_temp(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    already = store.put_bytes(b"old")
+    items = [b"a" * 10, b"b" * 20, b"a" * 10, b"old", b""]
+    hashes = store.put_many(items)
+    assert hashes == [sha256_bytes(item) for item in items]
+    assert hashes[3] == already
+    assert sorted(store.iter_hashes()) == sorted(set(hashes))
+    assert all(store.read_bytes(h) == item for h, item in zip(hashes, items))
+    assert list(store.tmp.iterdir()) == []
+    assert store.verify() == []
+
+
+def test_put_many_falls_back_to_fsync_without_syncfs(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.core import blobs as blobs_module
+
+    monkeypatch.setattr(blobs_module, "sync_filesystem", lambda path: False)
+    store = BlobStore(tmp_path / "blobs")
+    hashes = store.put_many([b"one", b"two"])
+    assert [store.read_bytes(h) for h in hashes] == [b"one", b"two"]

@@ -3,10 +3,14 @@
 from app.core.models.audit import AuditEvent, AuditHead
 from app.core.models.base import Base, utcnow
 from app.core.models.blob import Blob
-from app.core.models.captures import Capture, CaptureCount, CaptureReason, ReviewStatus
+from app.core.models.captures import (
+    Capture, CaptureCount, CaptureReason, QuarantinedCapture, ReviewStatus,
+)
 from app.core.models.datasets import Dataset, DatasetSample, DatasetVersion, Split
 from app.core.models.deploy import Deployment, DeploymentState, Rollout, RolloutState
-from app.core.models.devices import Device, EnrollmentState
+from app.core.models.devices import (
+    Device, DeviceDriftHour, DeviceHealth, EnrollmentState, HealthSample,
+)
 from app.core.models.drift import DriftMeasurement
 from app.core.models import guards as _guards  # noqa: F401  (registers the flush guards)
 from app.core.models.labels import Annotation, AnnotationBox, AnnotationSource, LabelClass
@@ -25,8 +29,8 @@ from app.core.models.users import Role, User
 __all__ = [
     "Annotation", "AnnotationBox", "AnnotationSource", "ArtifactFormat", "AuditEvent",
     "AuditHead", "Base", "Blob", "Capture", "CaptureCount", "CaptureReason", "Dataset", "DatasetSample",
-    "DatasetVersion", "Deployment", "DeploymentState", "Device", "DriftMeasurement",
-    "EnrollmentState", "LabelClass", "ModelArtifact", "ModelKind", "ModelStatus", "ModelVersion",
+    "DatasetVersion", "Deployment", "DeploymentState", "Device", "DeviceDriftHour",
+    "DeviceHealth", "DriftMeasurement", "EnrollmentState", "HealthSample", "QuarantinedCapture", "LabelClass", "ModelArtifact", "ModelKind", "ModelStatus", "ModelVersion",
     "ProjectSetting", "Role", "Rollout", "RolloutState", "RunStatus", "Split", "TrainingRun",
     "User", "utcnow",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.models.base import Base, UTCDateTime, utcnow
@@ -66,6 +66,31 @@ class Capture(Base):
     review_status: Mapped[ReviewStatus] = mapped_column(
         enum_column(ReviewStatus), default=ReviewStatus.UNREVIEWED
     )
+
+
+class QuarantinedCapture(Base):
+    """A capture a pull refused (bad sidecar, wrong hash, unsafe name, undecodable image).
+
+    It was not imported and the device keeps it (in its quarantine folder); this row says
+    why, so an engineer can look at the device. Unique per device and device capture id, so
+    a capture refused twice is one row.
+    """
+
+    __tablename__ = "quarantined_captures"
+    __table_args__ = (
+        UniqueConstraint("device_id", "device_capture_id",
+                         name="uq_quarantined_captures_device_capture"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    device_capture_id: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    quarantined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Whether the device confirmed it moved the capture to its quarantine folder; until it
+    # has, every acknowledgement asks it again, so an ack can never delete it.
+    held_on_device: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class CaptureCount(Base):

@@ -100,6 +100,8 @@ class ArtifactFormat(str, enum.Enum):
     ONNX_INT8 = "onnx_int8"
     OPENVINO = "openvino"
     OPENVINO_INT8 = "openvino_int8"
+    # A signed release folder (manifest, signature, artifacts) packed as one tar.
+    RELEASE = "release"
 
 
 class ModelArtifact(Base):
