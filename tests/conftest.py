@@ -40,7 +40,7 @@ def no_leftover_threads() -> Iterator[None]:
     leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     for thread in leftover:
         thread.join(timeout=5)
-    still = [t.name for t in leftover if t.is_alive()]
+    still = [f"{t.name} ({type(t).__name__})" for t in leftover if t.is_alive()]
     assert not still, f"test left threads running: {still}"
 
 

@@ -128,6 +128,8 @@ class SimulatedFleet:
                                   low_confidence=spec.low_confidence),
         )
         config.ssh_port, config.fps, config.interfaces = ssh_port, spec.fps, self.interfaces
+        # `ctl authorize` must write the file the simulated SSH server reads.
+        config.authorized_keys = "ssh/authorized_keys"
         home.create(config)
         home.save_config(config)
         home.add_trusted_key("project", public_key_to_text(self.signing_key.public_key()))

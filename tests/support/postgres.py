@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.net import free_port
+
 
 def find_bin_dir() -> Path | None:
     """The folder holding initdb and postgres, or None if PostgreSQL is not installed."""
@@ -30,12 +32,6 @@ def find_bin_dir() -> Path | None:
         if (Path(folder) / "initdb").exists() and (Path(folder) / "postgres").exists():
             return Path(folder)
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

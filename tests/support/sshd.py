@@ -13,8 +13,11 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.net import free_port
 
 SSHD = "/usr/sbin/sshd"
 
@@ -46,7 +49,9 @@ class OpenSSHServer:
                 self.process.wait()
 
 
-def start_sshd(folder: Path) -> OpenSSHServer:
+def start_sshd(folder: Path, extra_config: Sequence[str] = ()) -> OpenSSHServer:
+    """Start sshd on a loopback port for the current user; ``extra_config`` adds lines
+    (for example ``SetEnv`` for the commands it runs)."""
     folder.mkdir(parents=True, exist_ok=True)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     host_key = folder / "ssh_host_ed25519_key"
@@ -54,16 +59,15 @@ def start_sshd(folder: Path) -> OpenSSHServer:
                    check=True)
     authorized = folder / "authorized_keys"
     authorized.touch(mode=0o600)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     config = folder / "sshd_config"
     config.write_text("\n".join([
         f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
         f"AuthorizedKeysFile {authorized}", f"PidFile {folder / 'sshd.pid'}",
         "UsePAM no", "StrictModes no", "PasswordAuthentication no",
         "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password",
-        "PubkeyAuthentication yes", "Subsystem sftp internal-sftp", "LogLevel ERROR", "",
+        "PubkeyAuthentication yes", "Subsystem sftp internal-sftp", "LogLevel ERROR",
+        *extra_config, "",
     ]))
     process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

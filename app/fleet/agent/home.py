@@ -5,6 +5,7 @@
     releases/<version>/  installed releases; ``current`` and ``previous`` link into here
     inbox/               where the workstation uploads a release before installing it
     spool/               captures: <id>.jpg + <id>.json sidecar
+    quarantine/          captures the workstation refused (``ctl pull`` hold), newest 500
     drift/               hourly drift statistics, <YYYYmmddHH>.json
     state/               status.json, spool.json, the activation journal and lock
 """
@@ -16,14 +17,14 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typing import TYPE_CHECKING, Any
 
 from app.fleet.agent.errors import ConfigError
 from app.fleet.agent.fsutil import read_json, write_atomic, write_json_atomic
-from app.fleet.agent.manifest import public_key_from_text
 from app.fleet.agent.spool import Spool
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 CONFIG_VERSION = 1
 
@@ -55,6 +56,8 @@ class AgentConfig:
     ssh_port: int = 22
     status_interval_s: float = 2.0
     drift_flush_interval_s: float = 60.0
+    # Where ``ctl authorize`` adds workstation keys: ``~`` expands, relative is to the home.
+    authorized_keys: str = "~/.ssh/authorized_keys"
     capture: CaptureConfig = field(default_factory=CaptureConfig)
 
     def to_json(self) -> dict[str, Any]:
@@ -79,6 +82,8 @@ class AgentConfig:
             raise ConfigError(f"{source}: fps must be in (0, 1000] and quota_mb positive")
         if not 0.0 <= config.capture.random_rate <= 1.0:
             raise ConfigError(f"{source}: capture.random_rate must be within 0..1")
+        if not isinstance(config.authorized_keys, str) or not config.authorized_keys:
+            raise ConfigError(f"{source}: authorized_keys must name a file")
         if config.capture.image_format not in ("jpg", "png"):
             raise ConfigError(f"{source}: capture.image_format must be jpg or png")
         return config
@@ -96,6 +101,7 @@ class AgentHome:
         self.previous = self.root / "previous"
         self.inbox = self.root / "inbox"
         self.spool = self.root / "spool"
+        self.quarantine = self.root / "quarantine"
         self.drift = self.root / "drift"
         self.state = self.root / "state"
         self.status_path = self.state / "status.json"
@@ -123,11 +129,16 @@ class AgentHome:
 
     def trusted_keys(self) -> list[Ed25519PublicKey]:
         """Every signing key the device was provisioned with."""
+        # Imported here: cryptography costs ctl commands that never check a key (pull) time.
+        from app.fleet.agent.manifest import public_key_from_text
+
         if not self.trust.is_dir():
             return []
         return [public_key_from_text(p.read_text()) for p in sorted(self.trust.glob("*.pub"))]
 
     def add_trusted_key(self, name: str, key_text: str) -> None:
+        from app.fleet.agent.manifest import public_key_from_text
+
         public_key_from_text(key_text)  # refuse garbage before writing it
         self.trust.mkdir(parents=True, exist_ok=True)
         write_atomic(self.trust / f"{name}.pub", key_text.encode())
@@ -142,3 +153,18 @@ class AgentHome:
 
     def status(self) -> dict[str, Any]:
         return read_json(self.status_path, default={}) or {}
+
+    def drift_records(self, since: str) -> tuple[list[dict[str, Any]], list[str]]:
+        """The hourly drift records of hours after ``since`` (YYYYmmddHH), oldest first, and
+        the hours whose file could not be read (named, so none goes missing unnoticed)."""
+        if not (len(since) == 10 and since.isascii() and since.isdigit()):
+            raise ConfigError(f"--drift-since {since!r} is not an hour written YYYYmmddHH")
+        hours = sorted(p.stem for p in self.drift.glob("*.json")
+                       if len(p.stem) == 10 and p.stem.isascii() and p.stem.isdigit())
+        records, unreadable = [], []
+        for hour in (h for h in hours if h > since):
+            try:
+                records.append(read_json(self.drift / f"{hour}.json"))
+            except (ValueError, OSError):
+                unreadable.append(hour)
+        return [r for r in records if r is not None], unreadable

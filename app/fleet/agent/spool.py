@@ -7,9 +7,14 @@ whose sidecar exists is complete. When a new capture would exceed the quota the 
 and ``evicted`` counts them in state/spool.json, so nothing disappears unreported. Only the
 workstation's acknowledgement (``ack``) deletes captures otherwise.
 
-``ack`` normally runs in another process (``edgeloop-agent ctl ack`` over SSH) while the
-agent loop adds captures, so every operation holds a file lock on state/spool.lock and
-re-reads state/spool.json; the ack cursor in it tells the loop which entries are gone.
+``ack`` and ``hold`` normally run in another process (``edgeloop-agent ctl ack`` or
+``ctl pull`` over SSH) while the agent loop adds captures, so every operation holds a file
+lock on state/spool.lock and re-reads state/spool.json; the ack cursor and the hold counter
+in it tell the loop which entries are gone.
+
+``hold`` moves captures the workstation refused into a quarantine folder outside the
+quota (the newest ``QUARANTINE_KEEP``), image first and sidecar last: there, as in the
+spool, a capture is complete once its sidecar is in place.
 """
 
 from __future__ import annotations
@@ -17,21 +22,55 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.fleet.agent.fsutil import read_json, write_atomic, write_json_atomic
+from app.fleet.agent.fsutil import fsync_dir, read_json, write_atomic, write_json_atomic
 
 ID_WIDTH = 12
 SIDECAR = ".json"
+QUARANTINE_KEEP = 500
 
 
 def capture_id(seq: int) -> str:
     return f"{seq:0{ID_WIDTH}d}"
+
+
+def _seq_of(cid: str, what: str) -> int:
+    try:
+        return int(cid)
+    except ValueError:
+        raise ValueError(f"{what}: {cid!r} is not a capture id") from None
+
+
+def captures_in(folder: Path) -> dict[int, list[Path]]:
+    """The files of each capture in ``folder`` by sequence number, in id order, from one
+    directory listing (hidden temp files and names that are not ``<number>.<ext>`` left out)."""
+    groups: dict[int, list[Path]] = {}
+    try:
+        names = [entry.name for entry in os.scandir(folder)]
+    except FileNotFoundError:
+        return {}
+    for name in names:
+        stem, dot, _ = name.partition(".")
+        if dot and stem.isascii() and stem.isdigit():
+            groups.setdefault(int(stem), []).append(Path(folder) / name)
+    return dict(sorted(groups.items()))
+
+
+def is_sidecar(path: Path) -> bool:
+    """Whether ``path`` is a capture's sidecar, ``<id>.json`` (not ``<id>.x.json``)."""
+    return path.suffix == SIDECAR and "." not in path.stem
+
+
+def held_captures(folder: Path) -> int:
+    """How many complete captures (with a sidecar) a quarantine folder holds."""
+    return sum(1 for files in captures_in(folder).values() if any(map(is_sidecar, files)))
 
 
 @dataclass(frozen=True)
@@ -60,6 +99,8 @@ class Spool:
             self._drop_incomplete()
             self._entries = self._scan()
             self._bytes = sum(size for _, size in self._entries.values())
+            # Holds made before this instance existed are already absent from the scan.
+            self._holds_seen = int(state.get("holds", 0))
             highest = max(self._entries, default=-1)
             state["next_seq"] = max(int(state.get("next_seq", 0)), highest + 1)
 
@@ -88,24 +129,34 @@ class Spool:
                 path.unlink(missing_ok=True)
 
     def _scan(self) -> dict[int, tuple[list[Path], int]]:
+        # One listing for the whole folder: a glob per capture is quadratic in a full spool.
         entries: dict[int, tuple[list[Path], int]] = {}
-        for sidecar in self.folder.glob(f"*{SIDECAR}"):
-            try:
-                seq = int(sidecar.stem)
-            except ValueError:
-                continue
-            files = list(self.folder.glob(f"{sidecar.stem}.*"))
-            entries[seq] = (files, sum(p.stat().st_size for p in files if p.exists()))
-        return dict(sorted(entries.items()))
+        for seq, files in captures_in(self.folder).items():
+            if any(map(is_sidecar, files)):
+                entries[seq] = (files, sum(_size(p) for p in files))
+        return entries
 
     def _forget_acked(self, state: dict[str, Any]) -> None:
-        """Drop index entries that an ack (perhaps from another process) deleted."""
+        """Drop index entries that an ack or a hold (perhaps from another process) removed."""
         acked_up_to = int(state.get("acked_up_to", -1))
         for seq in [s for s in self._entries if s <= acked_up_to]:
             files, size = self._entries.pop(seq)
+            # Only spool paths are indexed, so this never touches a capture in quarantine.
             for path in files:
                 path.unlink(missing_ok=True)
             self._bytes -= size
+        self._forget_held(state)
+
+    def _forget_held(self, state: dict[str, Any]) -> None:
+        """After a hold, entries whose sidecar left the spool are gone: drop them unseen
+        (their files now live in quarantine and are not the index's to delete)."""
+        holds = int(state.get("holds", 0))
+        if holds == self._holds_seen:
+            return
+        self._holds_seen = holds
+        for seq in [s for s, (files, _) in self._entries.items()
+                    if not any(is_sidecar(p) and p.exists() for p in files)]:
+            self._bytes -= self._entries.pop(seq)[1]
 
     @staticmethod
     def _remove(files: list[Path]) -> None:
@@ -140,10 +191,7 @@ class Spool:
 
     def ack(self, up_to: str) -> int:
         """Delete captures with id <= ``up_to`` (the workstation committed them); return how many."""
-        try:
-            limit = int(up_to)
-        except ValueError:
-            raise ValueError(f"ack: {up_to!r} is not a capture id") from None
+        limit = _seq_of(up_to, "ack")
         with self._locked() as state:
             self._forget_acked(state)
             # Rescan: this instance may be a short-lived ctl process, not the loop.
@@ -155,9 +203,59 @@ class Spool:
             self._forget_acked(state)
             return len(doomed)
 
+    def hold(self, ids: Iterable[str], folder: Path, keep: int = QUARANTINE_KEEP) -> int:
+        """Move the captures ``ids`` out of the spool into ``folder`` (quarantine, outside
+        the quota); return how many moved. Ids not in the spool are skipped. Only the newest
+        ``keep`` captures stay in ``folder``; older ones are deleted and counted in state
+        (``quarantine_dropped``)."""
+        seqs = sorted({_seq_of(cid, "hold") for cid in ids})
+        folder = Path(folder)
+        with self._locked() as state:
+            self._forget_acked(state)
+            folder.mkdir(parents=True, exist_ok=True)
+            present = captures_in(self.folder)  # one listing, however many ids are held
+            moved = sum(_move_capture(present.get(seq, []), folder) for seq in seqs)
+            if moved:
+                state["holds"] = int(state.get("holds", 0)) + 1
+                state["held"] = int(state.get("held", 0)) + moved
+                fsync_dir(folder)
+                fsync_dir(self.folder)
+            dropped = _prune_quarantine(folder, keep)
+            if dropped:
+                state["quarantine_dropped"] = int(state.get("quarantine_dropped", 0)) + dropped
+            self._forget_acked(state)
+            return moved
+
     def stats(self) -> SpoolStats:
         with self._locked() as state:
             self._forget_acked(state)
             return SpoolStats(len(self._entries), self._bytes, self.quota_bytes,
                               int(state.get("evicted", 0)), int(state.get("acked", 0)),
                               int(state.get("next_seq", 0)))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _move_capture(files: list[Path], folder: Path) -> bool:
+    """Move one capture's files into ``folder``; False if it is not a complete capture."""
+    files = sorted(files, key=is_sidecar)
+    if not files or not is_sidecar(files[-1]):
+        return False  # not in the spool (acked, evicted, or never there)
+    # Image first, sidecar last: the capture is complete in quarantine only when whole.
+    for path in files:
+        os.replace(path, folder / path.name)
+    return True
+
+
+def _prune_quarantine(folder: Path, keep: int) -> int:
+    """Delete all but the newest ``keep`` captures in ``folder``; return how many went."""
+    captures = list(captures_in(folder).values())
+    doomed = captures[:max(len(captures) - keep, 0)]
+    for files in doomed:
+        Spool._remove(files)
+    return len(doomed)
