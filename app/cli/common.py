@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -54,3 +55,19 @@ def echo_table(headers: list[str], rows: list[list[object]]) -> None:
 
 def stdin_is_tty() -> bool:
     return os.isatty(0)
+
+
+def format_time(moment: datetime | None) -> str:
+    """A stored (UTC) time as the tables show it, or "-"."""
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_age(moment: datetime | None, now: datetime) -> str:
+    """How long ago ``moment`` was, coarsely: "12s ago", "5m ago", "3h ago", "2d ago"."""
+    if moment is None:
+        return "never"
+    seconds = max(0, int((now - moment).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"

@@ -8,6 +8,8 @@ import typer
 
 from app.cli.audit_cmds import audit_app
 from app.cli.data_cmds import blobs_app, retention_app
+from app.cli.devices_cmds import devices_app
+from app.cli.fleet_cmds import deploy, pull, releases_app, rollout_app
 from app.cli.project_cmds import info, init
 from app.cli.simulate_cmd import simulate
 from app.cli.users_cmds import users_app
@@ -22,6 +24,11 @@ cli = typer.Typer(
 cli.command()(init)
 cli.command()(info)
 cli.command()(simulate)
+cli.command()(pull)
+cli.command()(deploy)
+cli.add_typer(devices_app, name="devices")
+cli.add_typer(releases_app, name="releases")
+cli.add_typer(rollout_app, name="rollout")
 cli.add_typer(users_app, name="users")
 cli.add_typer(audit_app, name="audit")
 cli.add_typer(retention_app, name="retention")

@@ -1,0 +1,79 @@
+"""Long work in a terminal: a progress line fed by a service's progress callback, and Ctrl-C
+turned into a cancel token (STYLE.md: one shape of long work, the GUI and the CLI alike)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+import typer
+
+from app.core.progress import CancelToken, Progress
+
+BAR_WIDTH = 24
+
+
+def describe(step: Progress) -> str:
+    """A step as text: a bar when the total is known, the count and message otherwise."""
+    if step.total > 0:
+        filled = int(BAR_WIDTH * min(1.0, step.done / step.total))
+        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        return f"{step.stage} [{bar}] {step.done:g}/{step.total:g} {step.message}".rstrip()
+    return f"{step.stage}: {step.message}" if step.message else f"{step.stage}: {step.done:g}"
+
+
+class ProgressLine:
+    """Shows progress on stderr: one line rewritten in place on a terminal, plain lines
+    otherwise (a log, a pipe, a test). Safe to call from worker threads."""
+
+    def __init__(self, render: Callable[[Progress], str] = describe,
+                 tty: bool | None = None) -> None:
+        self.render = render
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self._lock = threading.Lock()
+        self._open = False  # a rewritten line is on screen without its newline
+
+    def __call__(self, step: Progress) -> None:
+        text = self.render(step)
+        with self._lock:
+            if self.tty:
+                width = max(20, shutil.get_terminal_size().columns - 1)
+                typer.echo("\r\033[K" + text[:width], err=True, nl=False)
+                self._open = True
+            else:
+                typer.echo(text, err=True)
+
+    def close(self) -> None:
+        """End the rewritten line, so that what follows starts on a line of its own."""
+        with self._lock:
+            if self._open:
+                typer.echo("", err=True)
+                self._open = False
+
+
+@contextmanager
+def cancel_on_ctrl_c(what: str) -> Iterator[CancelToken]:
+    """A cancel token that the first Ctrl-C sets (the work stops at its next check, keeping
+    what it committed); a second Ctrl-C interrupts at once. The old handler comes back after."""
+    cancel = CancelToken()
+    if threading.current_thread() is not threading.main_thread():
+        yield cancel  # signal handlers can only be installed from the main thread
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    restore = previous if previous is not None else signal.default_int_handler
+
+    def on_interrupt(_signum: int, _frame: FrameType | None) -> None:
+        typer.echo(f"\nStopping {what} (Ctrl-C again to interrupt at once)...", err=True)
+        cancel.cancel()
+        signal.signal(signal.SIGINT, restore)
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield cancel
+    finally:
+        signal.signal(signal.SIGINT, restore)
