@@ -332,6 +332,8 @@ def _judge(baseline: dict[str, Any], now: dict[str, Any], bounds: HealthBounds) 
     elapsed = float(now.get("time", 0)) - float(baseline.get("time", 0))
     if frames > 0 and errors / frames > bounds.max_error_rate:
         return f"error rate {errors / frames:.1%} above {bounds.max_error_rate:.1%}"
-    if elapsed >= bounds.window_s / 2 and float(now.get("fps", 0)) < bounds.min_fps:
-        return f"{float(now.get('fps', 0)):.2f} fps, below {bounds.min_fps:.2f}"
+    # The frames since activation, not the agent's sliding fps: that one reaches back over
+    # the reload pause and would count it against the new release.
+    if elapsed >= bounds.window_s / 2 and frames / elapsed < bounds.min_fps:
+        return f"{frames / elapsed:.2f} fps since activation, below {bounds.min_fps:.2f}"
     return None

@@ -43,3 +43,8 @@ class DeviceProtocolError(FleetError):
 
 class DeviceNotEnrolled(FleetError):
     """The action needs an enrolled device (with a confirmed host key)."""
+
+
+def reason(exc: BaseException) -> str:
+    """An exception as words for a message: some (socket timeouts) have no text of their own."""
+    return str(exc) or type(exc).__name__

@@ -20,6 +20,7 @@ from app.core.export import export_onnx, export_openvino
 from app.core.nets import build_net, count_parameters
 from app.core.progress import CancelToken, Progress, ProgressFn, no_progress
 from app.core.scene import CLASSES, SceneGenerator
+from app.core.augment import AugmentConfig
 from app.core.training import TrainConfig, input_spec, train_classifier
 from app.fleet.agent.errors import ReleaseRejected
 from app.fleet.agent.manifest import InputSpec, Manifest, verify_release
@@ -73,9 +74,10 @@ def build_first_release(
     train = generate(settings, 0, settings.train_images)
     val = generate(settings, 1_000_000, settings.val_images)  # disjoint indices
     net = build_net("edgenet", len(CLASSES), width=settings.width)
-    result = train_classifier(net, train, val, TrainConfig(epochs=settings.epochs,
-                                                            seed=settings.seed),
-                              progress=progress, cancel=cancel)
+    # Flips only: release 1 is the fleet's fixed baseline, trained the same way every time.
+    config = TrainConfig(epochs=settings.epochs, seed=settings.seed,
+                         augment=AugmentConfig.preset("flip"))
+    result = train_classifier(net, train, val, config, progress=progress, cancel=cancel)
     progress(Progress("export", 0, 1, "exporting ONNX and OpenVINO IR"))
     with tempfile.TemporaryDirectory() as scratch:
         onnx_path = export_onnx(result.model, Path(scratch) / "model.onnx",

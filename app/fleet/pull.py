@@ -44,7 +44,7 @@ from app.fleet.capture_check import (
     MAX_IMAGE_BYTES, MAX_SIDECAR_BYTES, CaptureAssembler, CheckedCapture, Refusal,
 )
 from app.fleet.context import FleetContext, enrolled_address, find_device
-from app.fleet.errors import DeviceProtocolError, DeviceUnreachable
+from app.fleet.errors import DeviceProtocolError, DeviceUnreachable, reason
 from app.fleet.ssh import DeviceAddress, DeviceConnection, agent_command
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ class DevicePuller:
                 for item in _members(stream, CaptureAssembler(address.uid), self.cancel):
                     self._add(batch, item)
             except (OSError, EOFError, paramiko.SSHException, tarfile.TarError) as exc:
-                raise DeviceUnreachable(f"{address}: the pull stream broke off ({exc}); "
+                raise DeviceUnreachable(f"{address}: the pull stream broke off ({reason(exc)}); "
                                         "nothing of this batch was imported; pull again") from exc
             self._check_failed_early(channel, address)
             imported, had = self._commit(device_id, address.uid, batch, result)
@@ -305,7 +305,7 @@ class DevicePuller:
             status = channel.recv_exit_status()
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise DeviceUnreachable(f"{address}: the connection dropped while acknowledging "
-                                    f"({exc}); the captures are committed and the next pull "
+                                    f"({reason(exc)}); the captures are committed and the next pull "
                                     "acknowledges them") from exc
         if status != 0:
             message = b""

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from app.core.fsutil import atomic_write_bytes, atomic_write_text
 from app.fleet.errors import (
     DeviceAuthFailed, DeviceCommandFailed, DeviceProtocolError, DeviceUnreachable,
-    HostKeyMismatch,
+    HostKeyMismatch, reason,
 )
 
 AGENT = "edgeloop-agent"
@@ -134,9 +134,8 @@ def _translated(address: DeviceAddress, action: str) -> Iterator[None]:
             f"{address} refused the workstation's key ({exc}); enroll it again, or check "
             "that its SSH account allows this key") from exc
     except (OSError, EOFError, paramiko.SSHException) as exc:
-        reason = str(exc) or type(exc).__name__
         raise DeviceUnreachable(
-            f"{address}: {action} failed ({reason}); check that the device is on and "
+            f"{address}: {action} failed ({reason(exc)}); check that the device is on and "
             "reachable, then try again") from exc
 
 

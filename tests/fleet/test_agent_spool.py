@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 from pathlib import Path
 
+import pytest
+
+from app.fleet.agent.errors import SpoolBusy
 from app.fleet.agent.home import CaptureConfig
 from app.fleet.agent.policy import CapturePolicy
 from app.fleet.agent.spool import Spool
@@ -71,3 +75,12 @@ def test_capture_policy_reasons() -> None:
     hits = sum(sampled.reason(0.99) == "random_sample" for _ in range(5000))
     assert 800 < hits < 1200
     assert CapturePolicy(CaptureConfig()).reason(0.99) is None  # random sampling is opt-in
+
+
+def test_a_control_command_gives_up_on_a_lock_held_too_long(tmp_path: Path) -> None:
+    loop = _spool(tmp_path, 10_000)
+    with open(loop.lock_file, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # a stuck agent, as another open file description
+        with pytest.raises(SpoolBusy, match="held for 0 s by another process"):
+            Spool(loop.folder, loop.state_file, 10_000, lock_timeout=0.2)
+    assert Spool(loop.folder, loop.state_file, 10_000, lock_timeout=0.2).stats().captures == 0

@@ -28,7 +28,9 @@ import app
 from app.fleet.agent.errors import AgentError
 from app.fleet.agent.home import AgentConfig, AgentHome, CaptureConfig
 from app.fleet.agent.pull import ACK_TIMEOUT_S, DEFAULT_LIMIT, DEFAULT_MAX_BYTES, PullLimits, pull
-from app.fleet.agent.spool import held_captures
+from app.fleet.agent.spool import Spool, held_captures
+
+CTL_LOCK_TIMEOUT_S = 30.0
 
 if TYPE_CHECKING:
     from app.fleet.agent.activation import ReleaseManager
@@ -146,7 +148,7 @@ def _status(home: AgentHome, args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "status": home.status(), "current": manager.current_version(),
         "previous": manager.previous_version(),
-        "spool": home.open_spool(home.load_config()).stats().__dict__,
+        "spool": _spool(home).stats().__dict__,
         "agent": app.__version__, "home": str(home.root),
         "device_id": _configured_device_id(home),
         "held": held_captures(home.quarantine),
@@ -156,6 +158,12 @@ def _status(home: AgentHome, args: argparse.Namespace) -> dict[str, Any]:
         if unreadable:
             result["drift_unreadable"] = unreadable
     return result
+
+
+def _spool(home: AgentHome) -> Spool:
+    # A control command must answer: if the loop is stuck holding the lock, say so rather
+    # than hang until the workstation's own timeout.
+    return home.open_spool(home.load_config(), lock_timeout=CTL_LOCK_TIMEOUT_S)
 
 
 def _configured_device_id(home: AgentHome) -> str | None:
@@ -168,7 +176,7 @@ def _configured_device_id(home: AgentHome) -> str | None:
 
 
 def _ack(home: AgentHome, args: argparse.Namespace) -> dict[str, Any]:
-    return {"acked": home.open_spool(home.load_config()).ack(args.up_to)}
+    return {"acked": _spool(home).ack(args.up_to)}
 
 
 def _trust(home: AgentHome, args: argparse.Namespace) -> dict[str, Any]:
@@ -213,7 +221,7 @@ def _authorize(home: AgentHome, args: argparse.Namespace) -> dict[str, Any]:
 def _pull(home: AgentHome, args: argparse.Namespace) -> None:
     """Stdout carries the archive, so the result goes to stderr and main prints nothing."""
     limits = PullLimits(args.after, args.limit, args.max_bytes)
-    spool = home.open_spool(home.load_config())
+    spool = _spool(home)
     try:
         result = pull(spool, home.quarantine, sys.stdout.buffer, sys.stdin.buffer, limits,
                       args.ack_timeout)

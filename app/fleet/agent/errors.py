@@ -21,3 +21,7 @@ class NoLoadableModel(AgentError):
 
 class ConfigError(AgentError):
     """The agent's config.json or command line is not usable."""
+
+
+class SpoolBusy(AgentError):
+    """Another process held the spool's lock for longer than a control command waits."""

@@ -143,9 +143,11 @@ class AgentHome:
         self.trust.mkdir(parents=True, exist_ok=True)
         write_atomic(self.trust / f"{name}.pub", key_text.encode())
 
-    def open_spool(self, config: AgentConfig) -> Spool:
-        """The capture spool under the config's quota (safe to open from several processes)."""
-        return Spool(self.spool, self.state / "spool.json", int(config.quota_mb * 1024 * 1024))
+    def open_spool(self, config: AgentConfig, lock_timeout: float | None = None) -> Spool:
+        """The capture spool under the config's quota (safe to open from several processes);
+        with ``lock_timeout``, :class:`SpoolBusy` rather than waiting longer for the lock."""
+        return Spool(self.spool, self.state / "spool.json", int(config.quota_mb * 1024 * 1024),
+                     lock_timeout)
 
     def request_reload(self) -> None:
         """Ask the running agent to reload its release (it watches this file's mtime)."""

@@ -24,12 +24,14 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from app.fleet.agent.errors import SpoolBusy
 from app.fleet.agent.fsutil import fsync_dir, read_json, write_atomic, write_json_atomic
 
 ID_WIDTH = 12
@@ -88,8 +90,11 @@ class SpoolStats:
 class Spool:
     """One device's capture spool, safe across threads and processes."""
 
-    def __init__(self, folder: Path, state_file: Path, quota_bytes: int) -> None:
+    def __init__(self, folder: Path, state_file: Path, quota_bytes: int,
+                 lock_timeout: float | None = None) -> None:
         self.folder = Path(folder)
+        # None: wait as long as it takes (the agent's loop); control commands give up and say so.
+        self.lock_timeout = lock_timeout
         self.folder.mkdir(parents=True, exist_ok=True)
         self.state_file = Path(state_file)
         self.lock_file = self.state_file.with_suffix(".lock")
@@ -110,7 +115,7 @@ class Spool:
         with self._thread_lock:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
             with open(self.lock_file, "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
+                self._acquire(lock)
                 try:
                     state = dict(read_json(self.state_file, default={}) or {})
                     before = dict(state)
@@ -119,6 +124,22 @@ class Spool:
                         write_json_atomic(self.state_file, state)
                 finally:
                     fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _acquire(self, lock: IO[str]) -> None:
+        if self.lock_timeout is None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise SpoolBusy(f"the spool lock {self.lock_file} was held for "
+                                    f"{self.lock_timeout:.0f} s by another process; is the "
+                                    "agent stuck? try again, or restart the agent") from None
+                time.sleep(0.05)
 
     def _drop_incomplete(self) -> None:
         """Images without a sidecar are captures cut off by a crash: remove them."""
