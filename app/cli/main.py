@@ -8,6 +8,7 @@ import typer
 
 from app.cli.audit_cmds import audit_app
 from app.cli.data_cmds import blobs_app, retention_app
+from app.cli.dataset_cmds import dataset_app, train
 from app.cli.devices_cmds import devices_app
 from app.cli.fleet_cmds import deploy, pull, releases_app, rollout_app
 from app.cli.project_cmds import info, init
@@ -27,6 +28,8 @@ cli.command()(simulate)
 cli.command()(pull)
 cli.command()(deploy)
 cli.add_typer(devices_app, name="devices")
+cli.add_typer(dataset_app, name="dataset")
+cli.command()(train)
 cli.add_typer(releases_app, name="releases")
 cli.add_typer(rollout_app, name="rollout")
 cli.add_typer(users_app, name="users")

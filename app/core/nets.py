@@ -1,8 +1,10 @@
 """The network architectures EdgeLoop trains, in plain torch (no torchvision).
 
 ``EdgeNet`` is the small classifier that runs on devices: a stride-2 stem and depthwise-
-separable blocks (MobileNet-style), about 0.1 M parameters at width 1. ``build_net`` makes
-one from a name, so a model version records what it is.
+separable blocks (MobileNet-style), about 0.1 M parameters at width 1. ``ObserverNet`` is the
+large one that re-checks captures on the workstation: residual blocks of full 3x3
+convolutions, about 2.8 M parameters at width 1. ``build_net`` makes one from a name, so a
+model version records what it is.
 """
 
 from __future__ import annotations
@@ -58,7 +60,54 @@ class EdgeNet(nn.Module):
         return torch.flatten(self.pool(self.features(x)), 1)
 
 
-ARCHITECTURES = {"edgenet": EdgeNet}
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with a shortcut (a 1x1 projection when the shape changes)."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
+        )
+        self.shortcut = (nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.shortcut(x))
+
+
+class ObserverNet(nn.Module):
+    """The workstation's large classifier (ResNet-style): slower, more accurate, and trained
+    on everything reviewed, so its disagreements with the edge model are worth a look."""
+
+    def __init__(self, num_classes: int, width: float = 1.0) -> None:
+        super().__init__()
+
+        def ch(c: int) -> int:
+            return max(16, int(c * width))
+
+        layers: list[nn.Module] = [ConvBNAct(3, ch(32), 3, 2)]
+        cin = ch(32)
+        for cout, stride in [(64, 1), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1)]:
+            layers.append(ResidualBlock(cin, ch(cout), stride))
+            cin = ch(cout)
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(0.2)
+        self.head = nn.Linear(cin, num_classes)
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.embed(x)))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled features."""
+        return torch.flatten(self.pool(self.features(x)), 1)
+
+
+ARCHITECTURES = {"edgenet": EdgeNet, "observernet": ObserverNet}
 
 
 def build_net(name: str, num_classes: int, **kwargs: float) -> nn.Module:

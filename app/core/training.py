@@ -2,7 +2,9 @@
 
 Inputs are uint8 BGR images (what devices capture); ``to_tensor`` applies exactly the
 preprocessing that the release manifest gives the device (``EDGE_INPUT``), so what is trained
-is what runs. Progress per epoch (loss, accuracy) goes to the callback; the cancel token is
+is what runs. Augmentation (``app.core.augment``) happens between scaling to [0, 1] and
+normalising, batch by batch on the training device. Progress per epoch (loss, accuracy) goes
+to the callback, the best weights so far to the ``checkpoint`` callback; the cancel token is
 checked every batch.
 """
 
@@ -10,14 +12,19 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from app.core.augment import AugmentConfig, build_augmenter, clamp_unit
 from app.core.progress import CancelToken, Progress, ProgressFn, no_progress
+
+# Called with (epoch, model, record) whenever validation accuracy improves.
+Checkpoint = Callable[[int, nn.Module, dict[str, float]], None]
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -29,13 +36,22 @@ def input_spec(size: int) -> dict[str, Any]:
             "std": list(STD), "scale": 1 / 255, "layout": "NCHW", "dtype": "float32"}
 
 
+def to_unit(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """NHWC uint8 BGR -> NCHW float32 RGB in [0, 1]."""
+    x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
+    return x.flip(-1).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] RGB -> the mean/std normalised input the network and the device use."""
+    mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """NHWC uint8 BGR -> NCHW float32 RGB, scaled and normalized like the device does."""
-    x = torch.from_numpy(np.ascontiguousarray(images[..., ::-1])).permute(0, 3, 1, 2).float()
-    x = x / 255.0
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(STD).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return normalize(to_unit(images))
 
 
 def pick_device() -> torch.device:
@@ -52,7 +68,11 @@ class TrainConfig:
     weight_decay: float = 1e-4
     patience: int = 3
     seed: int = 0
-    flip: bool = True
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**{k: v for k, v in asdict(self).items() if k != "augment"},
+                "augment": self.augment.to_json()}
 
 
 @dataclass
@@ -91,13 +111,16 @@ def train_classifier(
     progress: ProgressFn = no_progress,
     cancel: CancelToken | None = None,
     device: torch.device | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> TrainResult:
     """Train with AdamW and a one-cycle schedule, keep the best epoch, stop early."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     device = device or pick_device()
     model = model.to(device)
-    x_train, y_train = to_tensor(train[0]), torch.as_tensor(train[1], dtype=torch.long)
+    # Kept as uint8 and converted per batch: a quarter of the memory of float tensors.
+    x_train, y_train = torch.as_tensor(train[0]), torch.as_tensor(train[1], dtype=torch.long)
+    augment = build_augmenter(config.augment).to(device)
     x_val, y_val = to_tensor(val[0]), torch.as_tensor(val[1], dtype=torch.long)
     steps = (len(x_train) + config.batch_size - 1) // config.batch_size
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -118,11 +141,10 @@ def train_classifier(
             if cancel is not None:
                 cancel.check()
             idx = order[step * config.batch_size:(step + 1) * config.batch_size]
-            xb, yb = x_train[idx], y_train[idx]
-            if config.flip:
-                flip = torch.rand(len(xb), generator=generator) < 0.5
-                xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(3), xb)
-            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+            xb = to_unit(x_train[idx].to(device, non_blocking=True))
+            yb = y_train[idx].to(device, non_blocking=True)
+            with torch.no_grad():
+                xb = normalize(clamp_unit(augment(xb)))
             with torch.autocast(device.type, enabled=use_amp):
                 loss = loss_fn(model(xb), yb)
             optimizer.zero_grad(set_to_none=True)
@@ -141,6 +163,8 @@ def train_classifier(
         if val_acc > best_acc:
             best_acc, best_epoch, since_best = val_acc, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
+            if checkpoint is not None:
+                checkpoint(epoch, model, record)
         else:
             since_best += 1
             if since_best >= config.patience:
