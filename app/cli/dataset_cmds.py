@@ -12,15 +12,12 @@ from app.cli.common import (
     DbOpt, ProjectOpt, UserOpt, acting_user, echo_table, format_time, open_from_cli,
 )
 from app.cli.longwork import ProgressLine, cancel_on_ctrl_c
-from app.core.augment import AugmentConfig
 from app.core.dataset_import import import_generated
 from app.core.datasets import (
     DEFAULT_DATASET, VersionDiff, VersionSummary, diff_versions, freeze_version, list_versions,
 )
 from app.core.models import ModelKind
 from app.core.progress import Cancelled
-from app.core.train_service import TrainRequest, train_model
-from app.core.training import TrainConfig
 
 dataset_app = typer.Typer(help="Freeze labelled captures into immutable dataset versions.",
                           no_args_is_help=True)
@@ -130,6 +127,11 @@ def train(
 ) -> None:
     """Train a candidate model on a frozen dataset version (CUDA when present). Ctrl-C
     cancels; the best epoch so far stays in the project's runs/ folder."""
+    # torch and kornia take seconds to import: only the commands that train load them.
+    from app.core.augment import AugmentConfig
+    from app.core.train_service import TrainRequest, train_model
+    from app.core.training import TrainConfig
+
     request = TrainRequest(kind=kind, dataset=dataset, parent=parent, width=width, size=size,
                            version=version,
                            config=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,

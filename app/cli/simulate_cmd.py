@@ -12,7 +12,6 @@ import typer
 from app.cli.common import echo_table
 from app.core.progress import Progress
 from app.fleet.agent.manifest import verify_release
-from app.fleet.first_release import VERSION, build_first_release
 from app.fleet.signing import load_or_create_signing_key
 from app.fleet.simulator import SimDeviceSpec, SimulatedFleet, default_specs
 
@@ -58,6 +57,9 @@ def simulate(
     """Run N simulated devices (agent + SSH server + mDNS on loopback) until Ctrl-C."""
     directory = directory.resolve()
     key = load_or_create_signing_key(directory / "keys")
+    # Training the first release needs torch, seconds to import: only this command loads it.
+    from app.fleet.first_release import VERSION, build_first_release
+
     release_dir = directory / "releases" / VERSION
     if release_dir.exists():
         verify_release(release_dir, [key.public_key()])  # reuse it, if it is really ours

@@ -52,6 +52,10 @@ class BlobError(EdgeLoopError):
     """A problem with the content-addressed blob store."""
 
 
+class BlobWriteFailed(BlobError):
+    """The blob store could not write (disk full, permissions): nothing was stored."""
+
+
 class BlobNotFound(BlobError):
     """No blob with the requested sha256 is stored."""
 

@@ -37,6 +37,7 @@ from sqlalchemy import insert, select, update
 from app.core.models import (
     Blob, Capture, Device, EnrollmentState, LabelClass, QuarantinedCapture,
 )
+from app.core.blobs import BlobBatch
 from app.core.errors import EdgeLoopError
 from app.core.progress import Cancelled, CancelToken, Progress, ProgressFn, no_progress
 from app.core.roles import Actor, Permission, authorize
@@ -49,7 +50,7 @@ from app.fleet.ssh import DeviceAddress, DeviceConnection, agent_command
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH = 1000
+DEFAULT_BATCH = 5000
 DEFAULT_BATCH_BYTES = 64 * 1024 * 1024
 DEFAULT_CONCURRENCY = 4
 _READ_CHUNK = 1 << 20
@@ -82,6 +83,8 @@ class PullSettings:
 
 @dataclass
 class _Batch:
+    # Images go to temp files while the rest of the stream arrives; see BlobBatch.
+    blobs: BlobBatch
     good: list[CheckedCapture] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
     last_id: str | None = None
@@ -171,16 +174,11 @@ class DevicePuller:
             args += ["--after", result.cursor]
         channel = conn.open_channel(agent_command(*args), self.settings.timeout)
         try:
-            stream = io.BufferedReader(ChannelReader(channel, self.cancel), _READ_CHUNK)
-            batch = _Batch()
-            try:
-                for item in _members(stream, CaptureAssembler(address.uid), self.cancel):
-                    self._add(batch, item)
-            except (OSError, EOFError, paramiko.SSHException, tarfile.TarError) as exc:
-                raise DeviceUnreachable(f"{address}: the pull stream broke off ({reason(exc)}); "
-                                        "nothing of this batch was imported; pull again") from exc
-            self._check_failed_early(channel, address)
-            imported, had = self._commit(device_id, address.uid, batch, result)
+            with self.ctx.blobs.batch() as blobs:
+                batch = _Batch(blobs)
+                self._receive(channel, address, batch)
+                self._check_failed_early(channel, address)
+                imported, had = self._commit(device_id, address.uid, batch, result)
             result.imported += imported
             result.already_had += had
             result.quarantined += len(batch.refused)
@@ -193,9 +191,20 @@ class DevicePuller:
         finally:
             channel.close()
 
+    def _receive(self, channel: paramiko.Channel, address: DeviceAddress, batch: _Batch) -> None:
+        """Read the batch's archive to its end, sorting checked captures from refusals."""
+        stream = io.BufferedReader(ChannelReader(channel, self.cancel), _READ_CHUNK)
+        try:
+            for item in _members(stream, CaptureAssembler(address.uid), self.cancel):
+                self._add(batch, item)
+        except (OSError, EOFError, paramiko.SSHException, tarfile.TarError) as exc:
+            raise DeviceUnreachable(f"{address}: the pull stream broke off ({reason(exc)}); "
+                                    "nothing of this batch was imported; pull again") from exc
+
     def _add(self, batch: _Batch, item: CheckedCapture | Refusal) -> None:
         if isinstance(item, CheckedCapture):
             batch.good.append(item)
+            batch.blobs.add(item.image, item.sha256)
             batch.bytes += len(item.image)
             batch.last_id = max(batch.last_id or "", item.capture_id)
         else:
@@ -219,7 +228,7 @@ class DevicePuller:
         """Blobs first (durable), then one transaction: captures, quarantine rows, cursor."""
         if batch.last_id is None and not batch.refused:
             return 0, 0
-        self.ctx.blobs.put_many([c.image for c in batch.good])
+        batch.blobs.commit()
         now = self.ctx.clock()
         with self.ctx.db.write() as session:
             ids = [c.capture_id for c in batch.good]

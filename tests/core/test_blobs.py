@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.core.blobs import BlobStore, sha256_bytes
-from app.core.errors import BlobCorrupt, BlobNotFound, InvalidInput
+from app.core.errors import BlobCorrupt, BlobNotFound, BlobWriteFailed, InvalidInput
 
 
 def test_put_read_dedup(tmp_path: Path) -> None:
@@ -127,3 +127,27 @@ def test_put_many_falls_back_to_fsync_without_syncfs(tmp_path: Path,
     store = BlobStore(tmp_path / "blobs")
     hashes = store.put_many([b"one", b"two"])
     assert [store.read_bytes(h) for h in hashes] == [b"one", b"two"]
+
+
+def test_a_batch_left_without_commit_stores_nothing(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    with store.batch() as batch:
+        sha = batch.add(b"never committed")
+        batch._join()  # the writer has staged it...
+        assert len(list(store.tmp.iterdir())) == 1
+    # ...and leaving the block (an error, a cancel) removes it unpublished.
+    assert not store.exists(sha)
+    assert list(store.tmp.iterdir()) == []
+
+
+def test_a_batch_that_cannot_write_says_so_and_stores_nothing(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    store.tmp.rmdir()
+    store.tmp.write_bytes(b"")  # not a folder any more: every temp file open fails
+    with store.batch() as batch:
+        batch.add(b"first")
+        with pytest.raises(BlobWriteFailed, match="could not write into the blob store"):
+            for _ in range(10_000):  # the writer's error surfaces on a later add or at commit
+                batch.add(os.urandom(16))
+            batch.commit()
+    assert sorted(p.name for p in store.root.iterdir()) == ["tmp"]

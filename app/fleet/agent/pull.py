@@ -1,6 +1,6 @@
 """``edgeloop-agent ctl pull``: new captures to the workstation in one round trip.
 
-The agent streams an uncompressed POSIX (pax) tar archive of complete captures on stdout,
+The agent streams an uncompressed POSIX (ustar) tar archive of complete captures on stdout,
 sidecar ``<id>.json`` first, then the image; then it reads one JSON ack line on stdin:
 ``{"ack": "<id>" | null, "hold": ["<id>", ...]}``. Held captures move to quarantine, then
 every capture up to ``ack`` is deleted (docs/device-protocol.md). Nothing is deleted before
@@ -15,7 +15,6 @@ spool is ever sent.
 from __future__ import annotations
 
 import errno
-import io
 import json
 import os
 import re
@@ -36,6 +35,7 @@ ACK_TIMEOUT_S = 60.0
 # A full hold list of DEFAULT_LIMIT ids is ~20 KB; anything near this is not an ack line.
 MAX_ACK_LINE = 1024 * 1024
 _ID = re.compile(r"[0-9]{1,20}")
+_BLOCK = tarfile.BLOCKSIZE
 
 
 @dataclass(frozen=True)
@@ -123,36 +123,60 @@ def read_capture(files: list[Path]) -> list[Member] | None:
     return [Member(sidecar_path.name, *sidecar), Member(image_name, *image)]
 
 
-def _add(tar: tarfile.TarFile, member: Member) -> None:
-    info = tarfile.TarInfo(member.name)
-    info.size, info.mtime, info.mode = len(member.data), member.mtime, 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    tar.addfile(info, io.BytesIO(member.data))
+def ustar_header(name: str, size: int, mtime: int) -> bytes:
+    """The 512-byte ustar header of a regular file owned by root, mode 0644.
+
+    Written by hand rather than with ``tarfile``: spool names are short ASCII
+    (``<number>.<ext>``), and building headers through ``TarInfo`` cost the device a third of
+    a pull's CPU time (0.2 ms a member, measured in bench/transfer.py).
+    """
+    raw = name.encode("ascii")
+    if len(raw) > 100 or not 0 <= size < 8 ** 11 or not 0 <= mtime < 8 ** 11:
+        raise AgentError(f"pull: {name!r} ({size} bytes) does not fit a ustar header")
+    header = bytearray(_BLOCK)
+    header[0:len(raw)] = raw
+    header[100:124] = b"0000644\x000000000\x000000000\x00"  # mode, uid, gid
+    header[124:136] = b"%011o\x00" % size
+    header[136:148] = b"%011o\x00" % mtime
+    header[148:156] = b" " * 8  # the checksum counts its own field as spaces
+    header[156] = ord("0")  # a regular file
+    header[257:265] = b"ustar\x0000"
+    header[148:156] = b"%06o\x00 " % sum(header)
+    return bytes(header)
 
 
 def write_archive(folder: Path, out: BinaryIO, limits: PullLimits) -> list[str]:
     """Write the tar archive of the captures ``limits`` selects from ``folder`` to ``out``;
-    return the ids sent, in order. ``out`` is flushed, not closed."""
+    return the ids sent, in order. ``out`` is flushed, not closed.
+
+    The archive ends with the two empty blocks of the end marker and is padded to a whole
+    tar record, as ``tarfile`` and GNU tar write it: a reader in stream mode reads records,
+    and would otherwise wait for bytes that never come (the ack exchange follows).
+    """
     after = int(limits.after) if limits.after is not None else -1
     sent: list[str] = []
-    total = 0
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for seq, files in captures_in(folder).items():
-            if seq <= after:
-                continue
-            if len(sent) >= limits.limit:
-                break
-            members = read_capture(files)
-            if members is None:
-                continue
-            size = sum(len(m.data) for m in members)
-            if sent and total + size > limits.max_bytes:
-                break
-            for member in members:
-                _add(tar, member)
-            total += size
-            sent.append(Path(members[0].name).stem)
+    total = written = 0
+    for seq, files in captures_in(folder).items():
+        if seq <= after:
+            continue
+        if len(sent) >= limits.limit:
+            break
+        members = read_capture(files)
+        if members is None:
+            continue
+        size = sum(len(m.data) for m in members)
+        if sent and total + size > limits.max_bytes:
+            break
+        for member in members:
+            padding = -len(member.data) % _BLOCK
+            out.write(ustar_header(member.name, len(member.data), member.mtime))
+            out.write(member.data)
+            out.write(bytes(padding))
+            written += _BLOCK + len(member.data) + padding
+        total += size
+        sent.append(Path(members[0].name).stem)
+    written += 2 * _BLOCK
+    out.write(bytes(2 * _BLOCK + -written % tarfile.RECORDSIZE))
     out.flush()
     return sent
 
