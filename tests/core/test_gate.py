@@ -225,3 +225,25 @@ def test_bad_requests_are_refused_clearly(setup: Setup) -> None:
     fresh = variant(setup, "edge-fresh")
     with pytest.raises(InvalidInput, match="no onnx artifact"):
         evaluate_model(p.db, p.blobs, p.audit, admin, fresh, formats=(ArtifactFormat.ONNX,))
+
+
+def test_pruning_makes_a_smaller_child_version_with_its_own_run(setup: Setup) -> None:
+    from app.core.compress_service import prune_model
+    from app.core.models import TrainingRun
+
+    p, admin = setup.project, admin_of(setup)
+    outcome = prune_model(p.db, p.blobs, p.audit, admin, setup.version, 0.5, finetune_epochs=1)
+    assert outcome.report["parameters_after"] < 0.5 * outcome.report["parameters_before"]
+    with p.db.read() as session:
+        child, parent = find_model(session, outcome.version), find_model(session, setup.version)
+        run = session.get(TrainingRun, outcome.run_id)
+        assert child.parent_id == parent.id and child.status is ModelStatus.CANDIDATE
+        assert run.parent_model_id == parent.id and run.hyperparameters["prune_ratio"] == 0.5
+        sha = next(a.blob_sha256 for a in child.artifacts if a.format is ArtifactFormat.TORCH)
+    loaded = load_model(p.blobs.read_bytes(sha))
+    assert loaded.pruned and loaded.labels == list(child.labels)
+    # The pruned child compresses and evaluates like any version.
+    compress_model(p.db, p.blobs, p.audit, admin, outcome.version, ONNX_ONLY)
+    evaluation = evaluate_model(p.db, p.blobs, p.audit, admin, outcome.version,
+                                formats=(ArtifactFormat.ONNX,), latency_repeats=10)
+    assert evaluation.results[ArtifactFormat.ONNX].loads
