@@ -11,6 +11,7 @@ from app.cli.data_cmds import blobs_app, retention_app
 from app.cli.dataset_cmds import dataset_app, train
 from app.cli.devices_cmds import devices_app
 from app.cli.fleet_cmds import deploy, pull, releases_app, rollout_app
+from app.cli.models_cmds import compress, evaluate, models_app, prune
 from app.cli.project_cmds import info, init
 from app.cli.simulate_cmd import simulate
 from app.cli.users_cmds import users_app
@@ -30,6 +31,10 @@ cli.command()(deploy)
 cli.add_typer(devices_app, name="devices")
 cli.add_typer(dataset_app, name="dataset")
 cli.command()(train)
+cli.command()(compress)
+cli.command()(prune)
+cli.command()(evaluate)
+cli.add_typer(models_app, name="models")
 cli.add_typer(releases_app, name="releases")
 cli.add_typer(rollout_app, name="rollout")
 cli.add_typer(users_app, name="users")
