@@ -11,13 +11,12 @@ import typer
 from app.cli.common import (
     DbOpt, ProjectOpt, UserOpt, acting_user, echo_table, format_time, open_from_cli,
 )
-from app.cli.longwork import ProgressLine, cancel_on_ctrl_c
+from app.cli.longwork import long_work
 from app.core.dataset_import import import_generated
 from app.core.datasets import (
     DEFAULT_DATASET, VersionDiff, VersionSummary, diff_versions, freeze_version, list_versions,
 )
 from app.core.models import ModelKind
-from app.core.progress import Cancelled
 
 dataset_app = typer.Typer(help="Freeze labelled captures into immutable dataset versions.",
                           no_args_is_help=True)
@@ -88,18 +87,11 @@ def generate(
     user: UserOpt = None,
 ) -> None:
     """Import labelled frames from the synthetic factory-scene generator (reviewed labels)."""
-    line = ProgressLine()
-    with open_from_cli(project, db) as p, cancel_on_ctrl_c("the import") as cancel:
-        try:
-            new = import_generated(p.db, p.blobs, p.audit, acting_user(p, user), count,
-                                   seed=seed, size=size, start_index=start, scenario=scenario,
-                                   clock=p.clock, progress=line, cancel=cancel)
-        except Cancelled:
-            line.close()
-            typer.echo("Import stopped; nothing of it was committed.")
-            raise typer.Exit(130) from None
-        finally:
-            line.close()
+    with open_from_cli(project, db) as p, long_work(
+            "the import", "Import stopped; nothing of it was committed.") as (line, cancel):
+        new = import_generated(p.db, p.blobs, p.audit, acting_user(p, user), count,
+                               seed=seed, size=size, start_index=start, scenario=scenario,
+                               clock=p.clock, progress=line, cancel=cancel)
     typer.echo(f"Imported {new} new capture(s) ({count - new} already there).")
 
 
@@ -137,18 +129,11 @@ def train(
                            config=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
                                               patience=patience, seed=seed,
                                               augment=AugmentConfig.preset(augment)))
-    line = ProgressLine()
-    with open_from_cli(project, db) as p, cancel_on_ctrl_c("training") as cancel:
-        try:
-            outcome = train_model(p.db, p.blobs, p.audit, acting_user(p, user), request,
-                                  runs_dir=p.root / "runs", clock=p.clock, progress=line,
-                                  cancel=cancel)
-        except Cancelled:
-            line.close()
-            typer.echo("Training cancelled; the run is recorded as cancelled.")
-            raise typer.Exit(130) from None
-        finally:
-            line.close()
+    with open_from_cli(project, db) as p, long_work(
+            "training", "Training cancelled; the run is recorded as cancelled.") as (line, cancel):
+        outcome = train_model(p.db, p.blobs, p.audit, acting_user(p, user), request,
+                              runs_dir=p.root / "runs", clock=p.clock, progress=line,
+                              cancel=cancel)
     m = outcome.metrics
     typer.echo(f"Run {outcome.run_id}: candidate {outcome.version}, val accuracy "
                f"{m['val_accuracy']:.3f} (epoch {m['best_epoch']}), test accuracy "

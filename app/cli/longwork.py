@@ -13,7 +13,7 @@ from types import FrameType
 
 import typer
 
-from app.core.progress import CancelToken, Progress
+from app.core.progress import Cancelled, CancelToken, Progress
 
 BAR_WIDTH = 24
 
@@ -77,3 +77,19 @@ def cancel_on_ctrl_c(what: str) -> Iterator[CancelToken]:
         yield cancel
     finally:
         signal.signal(signal.SIGINT, restore)
+
+
+@contextmanager
+def long_work(what: str, when_cancelled: str) -> Iterator[tuple[ProgressLine, CancelToken]]:
+    """A progress line and a Ctrl-C cancel token for one long command; a cancelled service
+    ends the command with ``when_cancelled`` (what was kept or not) and exit status 130."""
+    line = ProgressLine()
+    with cancel_on_ctrl_c(what) as cancel:
+        try:
+            yield line, cancel
+        except Cancelled:
+            line.close()
+            typer.echo(when_cancelled)
+            raise typer.Exit(130) from None
+        finally:
+            line.close()

@@ -18,10 +18,9 @@ from sqlalchemy import select
 from app.cli.common import (
     DbOpt, ProjectOpt, UserOpt, acting_user, echo_table, format_time, open_from_cli,
 )
-from app.cli.longwork import ProgressLine, cancel_on_ctrl_c
+from app.cli.longwork import long_work
 from app.core.errors import InvalidInput
 from app.core.models import ArtifactFormat, ModelKind, ModelVersion
-from app.core.progress import Cancelled
 
 models_app = typer.Typer(help="Model versions: list, inspect, gate and approve.",
                          no_args_is_help=True)
@@ -60,17 +59,10 @@ def compress(
 
     request = CompressRequest(formats=_formats(format) or COMPRESSED_FORMATS,
                               calibration_images=calibration)
-    line = ProgressLine()
-    with open_from_cli(project, db) as p, cancel_on_ctrl_c("compression") as cancel:
-        try:
-            outcome = compress_model(p.db, p.blobs, p.audit, acting_user(p, user), version,
-                                     request, progress=line, cancel=cancel)
-        except Cancelled:
-            line.close()
-            typer.echo("Compression cancelled; nothing was stored.")
-            raise typer.Exit(130) from None
-        finally:
-            line.close()
+    with open_from_cli(project, db) as p, long_work(
+            "compression", "Compression cancelled; nothing was stored.") as (line, cancel):
+        outcome = compress_model(p.db, p.blobs, p.audit, acting_user(p, user), version,
+                                 request, progress=line, cancel=cancel)
     echo_table(["FORMAT", "KB"], [[name, f"{size / 1024:.0f}"]
                                   for name, size in outcome.sizes.items()])
     typer.echo(f"Next: `edgeloop evaluate {version}` or `edgeloop models gate {version}`.")
@@ -90,18 +82,12 @@ def prune(
     """Remove channels from a version and fine-tune it: a new, smaller candidate version."""
     from app.core.compress_service import prune_model
 
-    line = ProgressLine()
-    with open_from_cli(project, db) as p, cancel_on_ctrl_c("pruning") as cancel:
-        try:
-            outcome = prune_model(p.db, p.blobs, p.audit, acting_user(p, user), version, ratio,
-                                  finetune_epochs=epochs, new_version=name, clock=p.clock,
-                                  progress=line, cancel=cancel)
-        except Cancelled:
-            line.close()
-            typer.echo("Pruning cancelled; the run is recorded as cancelled, no version made.")
-            raise typer.Exit(130) from None
-        finally:
-            line.close()
+    with open_from_cli(project, db) as p, long_work(
+            "pruning", "Pruning cancelled; the run is recorded as cancelled, no version "
+                       "made.") as (line, cancel):
+        outcome = prune_model(p.db, p.blobs, p.audit, acting_user(p, user), version, ratio,
+                              finetune_epochs=epochs, new_version=name, clock=p.clock,
+                              progress=line, cancel=cancel)
     r = outcome.report
     typer.echo(f"Pruned {version} into {outcome.version}: {r['parameters_before']:,} -> "
                f"{r['parameters_after']:,} parameters, {r['macs_before']:,} -> "
@@ -123,19 +109,12 @@ def evaluate(
     """Score every artifact of a version on a frozen test split as devices run it."""
     from app.core.evaluate_service import evaluate_model
 
-    line = ProgressLine()
-    with open_from_cli(project, db) as p, cancel_on_ctrl_c("evaluation") as cancel:
-        try:
-            evaluation = evaluate_model(p.db, p.blobs, p.audit, acting_user(p, user), version,
-                                        dataset=dataset, formats=_formats(format),
-                                        latency_repeats=repeats, threads=threads,
-                                        progress=line, cancel=cancel)
-        except Cancelled:
-            line.close()
-            typer.echo("Evaluation cancelled; nothing was stored.")
-            raise typer.Exit(130) from None
-        finally:
-            line.close()
+    with open_from_cli(project, db) as p, long_work(
+            "evaluation", "Evaluation cancelled; nothing was stored.") as (line, cancel):
+        evaluation = evaluate_model(p.db, p.blobs, p.audit, acting_user(p, user), version,
+                                    dataset=dataset, formats=_formats(format),
+                                    latency_repeats=repeats, threads=threads,
+                                    progress=line, cancel=cancel)
     typer.echo(f"{version} on the test split of {evaluation.dataset}:")
     _format_table({f.value: r.to_json() for f, r in evaluation.results.items()})
     first = next((r for r in evaluation.results.values() if r.report is not None), None)
@@ -256,18 +235,11 @@ def models_gate(
     budget = GateBudget(accuracy_tolerance=accuracy_tolerance, recall_tolerance=recall_tolerance,
                         max_latency_ms=max_latency_ms,
                         max_size_bytes=None if max_size_kb is None else int(max_size_kb * 1024))
-    line = ProgressLine()
-    with open_from_cli(project, db) as p, cancel_on_ctrl_c("the gate") as cancel:
-        try:
-            verdict = run_gate(p.db, p.blobs, p.audit, acting_user(p, user), version, budget,
-                               baseline=baseline, latency_repeats=repeats, progress=line,
-                               cancel=cancel)
-        except Cancelled:
-            line.close()
-            typer.echo("Gate cancelled; the version's status is unchanged.")
-            raise typer.Exit(130) from None
-        finally:
-            line.close()
+    with open_from_cli(project, db) as p, long_work(
+            "the gate", "Gate cancelled; the version's status is unchanged.") as (line, cancel):
+        verdict = run_gate(p.db, p.blobs, p.audit, acting_user(p, user), version, budget,
+                           baseline=baseline, latency_repeats=repeats, progress=line,
+                           cancel=cancel)
     against = verdict.baseline or "no deployed model (budgets only)"
     if verdict.passed:
         typer.echo(f"{version} PASSED the gate on {verdict.dataset} against {against}; "
