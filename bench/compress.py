@@ -98,7 +98,7 @@ def trained_model(settings: BenchSettings, data: dict[str, tuple[np.ndarray, np.
         return load_model(path.read_bytes(), str(path))
     say(f"training EdgeNet width {settings.width} at {settings.size} px "
         f"({settings.train_images} images, {settings.epochs} epochs); cached in {path}")
-    net = build_net("edgenet", len(CLASSES), width=settings.width)
+    net = build_net("edgenet", len(CLASSES), seed=settings.seed, width=settings.width)
     started = time.perf_counter()
     result = train_classifier(net, data["train"], data["val"], train_config(settings),
                               progress=log_progress)

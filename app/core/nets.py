@@ -110,12 +110,20 @@ class ObserverNet(nn.Module):
 ARCHITECTURES = {"edgenet": EdgeNet, "observernet": ObserverNet}
 
 
-def build_net(name: str, num_classes: int, **kwargs: float) -> nn.Module:
-    """A fresh network of a known architecture."""
-    try:
+def build_net(name: str, num_classes: int, *, seed: int | None = None,
+              **kwargs: float) -> nn.Module:
+    """A fresh network of a known architecture.
+
+    With ``seed`` the initial weights depend on it alone, not on what used the global random
+    generator before (which is left as it was): a run's recorded seed then reproduces it.
+    """
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}")
+    if seed is None:
         return ARCHITECTURES[name](num_classes, **kwargs)
-    except KeyError:
-        raise ValueError(f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}") from None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return ARCHITECTURES[name](num_classes, **kwargs)
 
 
 def count_parameters(model: nn.Module) -> int:

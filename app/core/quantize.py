@@ -218,7 +218,10 @@ def quantize_openvino(
         return preprocess(image[None], input_spec)
 
     # NNCF reports at INFO through its own logger; the progress callback is our channel.
-    nncf.set_log_level(logging.ERROR)
+    # Only the logger's level: nncf.set_log_level also sets the level of every handler that
+    # logger has, and under some call orders those are the root logger's (pytest's capture,
+    # the GUI's log view), which then silently drop everything below ERROR.
+    logging.getLogger("nncf").setLevel(logging.ERROR)
     quantized = nncf.quantize(model, nncf.Dataset(list(calibration), transform),
                               preset=presets[preset], subset_size=total,
                               fast_bias_correction=fast_bias_correction)

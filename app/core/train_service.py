@@ -121,7 +121,8 @@ def _start_model(db: Database, blobs: BlobStore, request: TrainRequest,
     """A fresh network, or the parent's weights with a head for this label schema."""
     arch = request.arch or DEFAULT_ARCH[request.kind]
     if request.parent is None:
-        return _Start(build_net(arch, len(labels), width=request.width), None)
+        return _Start(build_net(arch, len(labels), seed=request.config.seed,
+                                width=request.width), None)
     with db.read() as session:
         parent = session.scalar(select(ModelVersion).where(ModelVersion.version == request.parent))
         artifact = None if parent is None else next(

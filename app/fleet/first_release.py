@@ -73,7 +73,7 @@ def build_first_release(
     progress(Progress("generate", 0, 1, "generating training scenes"))
     train = generate(settings, 0, settings.train_images)
     val = generate(settings, 1_000_000, settings.val_images)  # disjoint indices
-    net = build_net("edgenet", len(CLASSES), width=settings.width)
+    net = build_net("edgenet", len(CLASSES), seed=settings.seed, width=settings.width)
     # Flips only: release 1 is the fleet's fixed baseline, trained the same way every time.
     config = TrainConfig(epochs=settings.epochs, seed=settings.seed,
                          augment=AugmentConfig.preset("flip"))

@@ -1,12 +1,13 @@
 """Compression end to end on a small real model: pruning, ONNX with its spec, INT8 on ONNX
 Runtime and OpenVINO, scored the way the device runs them; broken files are refused clearly.
 
-One EdgeNet is trained per module, for 4 epochs on 900 generated 64 px scenes of three of
-the five classes (ok, scratch, stain; about 10-35 s on 2 shared cores). On all five classes,
-or with fewer steps, a few epochs only learn the majority class, and every comparison below
-would be vacuous. Test accuracy lands around 0.75-0.85 (chance 0.33; CPU training is not
-bit-reproducible under varying load), which is enough: every check compares formats with
-each other on the same 300 held-out images, never with a target accuracy.
+One EdgeNet is trained per module, for 10 epochs on 900 generated 64 px scenes of three of
+the five classes (ok, scratch, stain; about 15-40 s on 2 shared cores). Its initial weights
+come from a fixed seed: runs of this recipe either stall near 0.6 or break through to about
+0.9, depending on the initialization alone (measured over seeds 0-3), and this seed breaks
+through (276 of 300 here; chance is 100). A weak model would make the INT8 comparisons
+below noisy, since many images would sit near a decision boundary. Every check compares
+formats with each other on the same 300 held-out images, never with a target accuracy.
 """
 
 from __future__ import annotations
@@ -68,9 +69,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     """A small EdgeNet trained on generated scenes, saved as checkpoint, ONNX and IR."""
     train, val, test = scenes(0, 900), scenes(100_000, 150), scenes(200_000, 300)
     # Small batches and a high peak rate: the most learning per image seen.
-    config = TrainConfig(epochs=4, lr=6e-3, batch_size=16, seed=0, patience=4,
+    config = TrainConfig(epochs=10, lr=5e-3, batch_size=16, seed=0, patience=10,
                          augment=AugmentConfig.preset("none"))
-    model = train_classifier(build_net("edgenet", len(LABELS), width=1.0), train, val,
+    model = train_classifier(build_net("edgenet", len(LABELS), seed=2, width=1.0), train, val,
                              config).model.to("cpu").eval()
     folder = tmp_path_factory.mktemp("compress")
     spec = input_spec(SIZE)
@@ -157,7 +158,7 @@ def test_ort_int8_stays_within_a_point_of_fp32(trained: Trained, onnx_int8: Path
     int8 = predict_logits(load_runner("onnx_int8", onnx_int8), trained.test[0])
     truth = trained.test[1]
     fp32_right, int8_right = int((fp32.argmax(1) == truth).sum()), int((int8.argmax(1) == truth).sum())
-    assert fp32_right > 150, "the fixture model did not learn; the comparison means little"
+    assert fp32_right > 240, "the fixture model did not learn; the comparison means little"
     # 300 test images: one point is 3 images.
     assert abs(int8_right - fp32_right) <= 3, (fp32_right, int8_right)
     # Not the same model: images near a decision boundary may flip, but not many.
@@ -265,3 +266,17 @@ def test_quantization_can_be_cancelled(trained: Trained, tmp_path: Path) -> None
     with pytest.raises(Cancelled):
         quantize_openvino(trained.xml, tmp_path / "never.xml", trained.train[0][:16],
                           cancel=cancel)
+
+
+def test_quantizing_leaves_the_root_loggers_handlers_alone(trained: Trained, tmp_path: Path) -> None:
+    import logging
+
+    watcher = logging.StreamHandler()
+    logging.getLogger().addHandler(watcher)
+    logging.getLogger("nncf").addHandler(watcher)  # as some call orders leave it
+    try:
+        quantize_openvino(trained.xml, tmp_path / "q.xml", trained.train[0][:8], subset_size=8)
+        assert watcher.level == logging.NOTSET
+    finally:
+        logging.getLogger().removeHandler(watcher)
+        logging.getLogger("nncf").removeHandler(watcher)
