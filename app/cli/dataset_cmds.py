@@ -101,15 +101,15 @@ def train(
     kind: Annotated[ModelKind, typer.Option(help="edge (runs on devices) or observer.")] =
         ModelKind.EDGE,
     parent: Annotated[str | None, typer.Option(help="Model version to fine-tune from.")] = None,
-    epochs: Annotated[int, typer.Option(min=1, max=1000)] = 10,
-    batch_size: Annotated[int, typer.Option(min=1, max=4096)] = 64,
-    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate.")] = 2e-3,
+    epochs: Annotated[int, typer.Option(min=1, max=1000)] = 15,
+    batch_size: Annotated[int, typer.Option(min=1, max=4096)] = 32,
+    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate.")] = 5e-3,
     patience: Annotated[int, typer.Option(min=1, help="Stop after this many epochs "
-                                                      "without a better val accuracy.")] = 3,
+                                                      "without a better val accuracy.")] = 5,
     size: Annotated[int, typer.Option(min=32, max=1024, help="Input size in pixels.")] = 96,
     width: Annotated[float, typer.Option(min=0.25, max=4.0, help="Channel width "
                                                                  "multiplier.")] = 1.0,
-    augment: Annotated[str, typer.Option(help="none, flip, mild or strong.")] = "mild",
+    augment: Annotated[str, typer.Option(help="none, flip, mild or strong.")] = "flip",
     seed: Annotated[int, typer.Option(min=0)] = 0,
     version: Annotated[str | None, typer.Option(help="Name of the new model version "
                                                      "(default: the next edge-N).")] = None,

@@ -7,6 +7,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -29,14 +30,22 @@ def describe(step: Progress) -> str:
 
 class ProgressLine:
     """Shows progress on stderr: one line rewritten in place on a terminal, plain lines
-    otherwise (a log, a pipe, a test). Safe to call from worker threads."""
+    otherwise (a log, a pipe, a test). Safe to call from worker threads.
+
+    Plain lines are thinned to the first and last step of each stage and at most one a
+    ``plain_interval`` seconds in between: a log gets a line per second, not one per image.
+    """
 
     def __init__(self, render: Callable[[Progress], str] = describe,
-                 tty: bool | None = None) -> None:
+                 tty: bool | None = None, plain_interval: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.render = render
         self.tty = sys.stderr.isatty() if tty is None else tty
+        self.plain_interval = plain_interval
+        self.clock = clock
         self._lock = threading.Lock()
         self._open = False  # a rewritten line is on screen without its newline
+        self._last: tuple[str, float] | None = None  # stage and time of the last plain line
 
     def __call__(self, step: Progress) -> None:
         text = self.render(step)
@@ -45,8 +54,18 @@ class ProgressLine:
                 width = max(20, shutil.get_terminal_size().columns - 1)
                 typer.echo("\r\033[K" + text[:width], err=True, nl=False)
                 self._open = True
-            else:
+            elif self._worth_a_line(step):
                 typer.echo(text, err=True)
+
+    def _worth_a_line(self, step: Progress) -> bool:
+        now = self.clock()
+        last = self._last
+        finished = step.total > 0 and step.done >= step.total
+        if (last is None or last[0] != step.stage or finished
+                or now - last[1] >= self.plain_interval):
+            self._last = (step.stage, now)
+            return True
+        return False
 
     def close(self) -> None:
         """End the rewritten line, so that what follows starts on a line of its own."""

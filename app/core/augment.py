@@ -41,7 +41,7 @@ class AugmentConfig:
 
     @classmethod
     def preset(cls, name: str) -> AugmentConfig:
-        """"none", "flip", "mild" (the default) or "strong"."""
+        """"none", "flip" (training's default), "mild" (this class's defaults) or "strong"."""
         off = dict(flip=0.0, rotate_degrees=0.0, scale=0.0, brightness=0.0, contrast=0.0,
                    saturation=0.0, hue=0.0, blur=0.0, noise=0.0, cutout=0.0)
         presets = {

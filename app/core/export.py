@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import tarfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,14 +63,17 @@ def export_onnx(
     model = model.eval().to("cpu")
     example = torch.zeros(1, 3, height, width)
     batch = torch.export.Dim("batch", min=1, max=1024)
-    torch.onnx.export(
-        model, (example,), str(path),
-        input_names=["image"], output_names=["logits"],
-        dynamic_shapes={"x": {0: batch}},
-        external_data=False,
-        dynamo=True,
-        verbose=False,
-    )
+    with warnings.catch_warnings():
+        # torch 2.13's exporter trips over its own pytree deprecation; nothing for a user.
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+        torch.onnx.export(
+            model, (example,), str(path),
+            input_names=["image"], output_names=["logits"],
+            dynamic_shapes={"x": {0: batch}},
+            external_data=False,
+            dynamo=True,
+            verbose=False,
+        )
     if input_spec is not None or labels is not None:
         write_onnx_metadata(path, input_spec, labels)
     return Path(path)

@@ -21,6 +21,8 @@ lose different accuracy on different CPUs).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import tempfile
 from collections.abc import Iterator
@@ -222,9 +224,12 @@ def quantize_openvino(
     # logger has, and under some call orders those are the root logger's (pytest's capture,
     # the GUI's log view), which then silently drop everything below ERROR.
     logging.getLogger("nncf").setLevel(logging.ERROR)
-    quantized = nncf.quantize(model, nncf.Dataset(list(calibration), transform),
-                              preset=presets[preset], subset_size=total,
-                              fast_bias_correction=fast_bias_correction)
+    # NNCF also draws rich progress bars on stdout: noise in the CLI's output and the GUI's
+    # log, where the progress callback already reports calibration.
+    with contextlib.redirect_stdout(io.StringIO()):
+        quantized = nncf.quantize(model, nncf.Dataset(list(calibration), transform),
+                                  preset=presets[preset], subset_size=total,
+                                  fast_bias_correction=fast_bias_correction)
     set_ir_metadata(quantized, ModelMetadata(meta.input_spec or spec, meta.labels))
     ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
     return out_xml
