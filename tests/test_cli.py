@@ -109,3 +109,11 @@ def test_a_project_on_postgresql(tmp_path: Path, postgres_server) -> None:  # ty
     assert "Database:        postgresql+psycopg://postgres@127.0.0.1" in info.stdout
     assert "Users:           2" in info.stdout
     assert edgeloop("audit", "verify", "--project", str(root)).returncode == 0
+
+
+def test_a_usage_error_is_a_message_not_a_traceback(cli_project: Path) -> None:
+    wrong = edgeloop("info", "--bogus", "--project", str(cli_project))
+    assert wrong.returncode == 2
+    assert "No such option: --bogus" in wrong.stderr and "Traceback" not in wrong.stderr
+    missing = edgeloop("models", "gate")
+    assert missing.returncode == 2 and "Missing argument" in missing.stderr

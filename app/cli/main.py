@@ -45,21 +45,25 @@ cli.add_typer(blobs_app, name="blobs")
 
 def run() -> None:
     """Console entry point: EdgeLoop errors become one line on stderr and exit status 2."""
-    import click
+    from typer.exceptions import TyperException
 
     try:
-        # Without standalone mode click returns (rather than exits with) the code that a
+        # Without standalone mode the parser returns (rather than exits with) the code that a
         # command's typer.Exit carried.
         code = cli(standalone_mode=False)
     except EdgeLoopError as exc:
         typer.echo(f"edgeloop: {exc}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("Aborted.", err=True)
         sys.exit(1)
-    except click.ClickException as exc:  # usage errors: unknown option, bad value
-        exc.show()
-        sys.exit(exc.exit_code)
+    except TyperException as exc:  # usage errors: unknown option, bad value (typer's click)
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"edgeloop: {exc}", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
     sys.exit(code if isinstance(code, int) else 0)
 
 
