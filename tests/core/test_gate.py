@@ -5,6 +5,8 @@ the reason; a truncated artifact fails it as "does not load"; only a passed vers
 approved, and only by an engineer or admin.
 
 One EdgeNet is trained per module on 900 generated 64 px scenes (about a minute on 2 cores).
+The tests share that project and run in file order, as a user would: compress, then gate and
+approve, then judge later candidates against the (then deployed) first model.
 """
 
 from __future__ import annotations
@@ -139,6 +141,12 @@ def test_the_first_model_passes_on_budgets_and_an_admin_approves_it(setup: Setup
     manifest = verify_release(folder, [load_or_create_signing_key(p.keys_dir).public_key()])
     assert manifest.version == setup.version
     assert manifest.raw["formats"] == {"onnxruntime": "onnx_int8", "openvino": "openvino_int8"}
+    # A device self-tests each runtime against its own file's output: the two INT8 models
+    # come from two quantizers and need not agree within the tolerance.
+    from app.fleet.agent.runtime import self_test
+
+    for runtime in ("onnxruntime", "openvino"):
+        assert self_test(folder, manifest, runtime).runtime == runtime
     with p.db.read() as session:
         row = find_model(session, setup.version)
         assert row.status is ModelStatus.APPROVED and row.approved_by_id == admin.user_id

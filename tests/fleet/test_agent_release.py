@@ -106,7 +106,7 @@ def test_failed_self_test_rolls_back(manager: ReleaseManager, v1: Path, tmp_path
                                      key: Ed25519PrivateKey) -> None:
     folder, _ = make_release(tmp_path / "build", "edge-2", key, seed=2)
     _resign(folder, key, lambda m: m["selftest"].update(
-        expected_probs=[1.0 / 3] * 3, tolerance=0.0001))
+        expected_probs=[1.0 / 3] * 3, tolerance=0.0001, by_runtime={}))
     with pytest.raises(SelfTestFailed, match="rolled back to edge-1"):
         manager.install(folder)
     assert manager.current_version() == "edge-1"
@@ -206,3 +206,32 @@ def test_recovery_falls_back_when_the_current_release_is_damaged_on_disk(
     result = manager.recover()
     assert result.active == "edge-1" and "edge-2 does not load" in result.message
     assert manager.current_version() == "edge-1"
+
+
+def test_each_runtime_is_held_to_its_own_expected_output(tmp_path: Path,
+                                                         key: Ed25519PrivateKey) -> None:
+    """An INT8 release's runtimes run files from two quantizers, whose probabilities can
+    differ by more than the tolerance: each is checked against what its own file gave."""
+    from app.fleet.agent.manifest import verify_release
+
+    folder, manifest = make_release(tmp_path / "build", "edge-9", key, seed=9)
+    assert set(manifest.selftest.by_runtime) == {"onnxruntime", "openvino"}
+    for runtime in ("onnxruntime", "openvino"):
+        assert self_test(folder, manifest, runtime).runtime == runtime
+
+    def shift_openvino(data: dict) -> None:  # type: ignore[type-arg]
+        expected = data["selftest"]["by_runtime"]["openvino"]
+        expected["expected_probs"] = [min(1.0, p + 0.05) for p in expected["expected_probs"]]
+
+    _resign(folder, key, shift_openvino)
+    shifted = verify_release(folder, [key.public_key()])
+    assert self_test(folder, shifted, "onnxruntime").runtime == "onnxruntime"
+    with pytest.raises(SelfTestFailed, match="self-test on openvino"):
+        self_test(folder, shifted, "openvino")
+
+    def unknown_runtime(data: dict) -> None:  # type: ignore[type-arg]
+        data["selftest"]["by_runtime"]["tflite"] = data["selftest"]["by_runtime"]["openvino"]
+
+    _resign(folder, key, unknown_runtime)
+    with pytest.raises(ReleaseRejected, match="runtime the release has no artifact for"):
+        verify_release(folder, [key.public_key()])

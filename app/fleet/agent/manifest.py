@@ -106,6 +106,13 @@ class SelfTest:
     expected_label: str
     expected_probs: tuple[float, ...]
     tolerance: float = 0.05
+    # Per runtime, when a release's runtimes run different files (INT8 from two quantizers
+    # does not give the same probabilities): runtime -> (label, probs). Else the above.
+    by_runtime: dict[str, tuple[str, tuple[float, ...]]] = field(default_factory=dict)
+
+    def expected_for(self, runtime: str) -> tuple[str, tuple[float, ...]]:
+        """The label and probabilities ``runtime`` must give on the sample."""
+        return self.by_runtime.get(runtime, (self.expected_label, self.expected_probs))
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,9 @@ class Manifest:
                 expected_label=str(st["expected_label"]),
                 expected_probs=tuple(float(p) for p in st["expected_probs"]),
                 tolerance=float(st.get("tolerance", 0.05)),
+                by_runtime={str(rt): (str(e["expected_label"]),
+                                      tuple(float(p) for p in e["expected_probs"]))
+                            for rt, e in (st.get("by_runtime") or {}).items()},
             )
             signing_key = str(data["signing_key"])
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -150,8 +160,13 @@ class Manifest:
         for name in [*artifacts.values(), selftest.input]:
             if name not in files:
                 raise ReleaseRejected(f"{name} is used by the manifest but has no sha256 in it")
-        if selftest.expected_label not in labels or len(selftest.expected_probs) != len(labels):
+        expectations = [(selftest.expected_label, selftest.expected_probs),
+                        *selftest.by_runtime.values()]
+        if any(label not in labels or len(probs) != len(labels) for label, probs in expectations):
             raise ReleaseRejected("manifest self-test does not match its labels")
+        if not set(selftest.by_runtime) <= set(artifacts):
+            raise ReleaseRejected("manifest self-test names a runtime the release has no "
+                                  "artifact for")
         return cls(version, labels, InputSpec.from_json(data["input"]), artifacts, files,
                    selftest, signing_key, data)
 

@@ -154,12 +154,12 @@ def self_test(release: Path, manifest: Manifest, wanted: str = "auto") -> Engine
     except Exception as exc:  # a truncated model or a broken image: any load error fails it
         raise SelfTestFailed(f"release {manifest.version} does not load: {exc}") from exc
     label = manifest.labels[int(np.argmax(probs))]
-    expected = np.asarray(manifest.selftest.expected_probs, dtype=np.float32)
-    worst = float(np.max(np.abs(probs - expected)))
-    if label != manifest.selftest.expected_label or worst > manifest.selftest.tolerance:
+    expected_label, expected_probs = manifest.selftest.expected_for(engine.runtime)
+    worst = float(np.max(np.abs(probs - np.asarray(expected_probs, dtype=np.float32))))
+    if label != expected_label or worst > manifest.selftest.tolerance:
         raise SelfTestFailed(
             f"release {manifest.version} self-test on {engine.runtime}: predicted {label} "
-            f"(expected {manifest.selftest.expected_label}), max probability error {worst:.3f} "
+            f"(expected {expected_label}), max probability error {worst:.3f} "
             f"(tolerance {manifest.selftest.tolerance})"
         )
     return engine
