@@ -132,7 +132,9 @@ class SimulatedFleet:
         config.authorized_keys = "ssh/authorized_keys"
         home.create(config)
         home.save_config(config)
-        home.add_trusted_key("project", public_key_to_text(self.signing_key.public_key()))
+        # The factory's key, under its own name: enrollment adds the project's ("project")
+        # beside it, so the factory image stays verifiable for a rollback to it.
+        home.add_trusted_key("factory", public_key_to_text(self.signing_key.public_key()))
         manager = ReleaseManager(home, self_test)
         if manager.current_version() is None:
             manager.install(self.release)  # the factory image ships with release 1

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 import paramiko
 from sqlalchemy import func, select
 
@@ -67,10 +69,12 @@ class FleetEnv:
 
 @contextmanager
 def fleet_env(tmp_path: Path, count: int = 2, *, fps: float = 20.0,
-              random_rate: float = 1.0) -> Iterator[FleetEnv]:
-    """A SQLite project whose signing key signed the fleet's factory release (edge-1)."""
+              random_rate: float = 1.0, factory_key: Ed25519PrivateKey | None = None,
+              ) -> Iterator[FleetEnv]:
+    """A SQLite project whose signing key signed the fleet's factory release (edge-1), or,
+    with ``factory_key``, a fleet whose factory image another key signed (as a vendor's)."""
     project = init_project(tmp_path / "project", admin="admin")
-    key = load_or_create_signing_key(project.keys_dir)
+    key = factory_key or load_or_create_signing_key(project.keys_dir)
     release, _ = make_release(tmp_path / "releases", "edge-1", key, seed=1)
     pkey, public = client_key(tmp_path)
     tag = uuid.uuid4().hex[:6]  # unique ids: other fleets may advertise on this loopback

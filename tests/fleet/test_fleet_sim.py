@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, update
 
 from app.core.models import (
@@ -146,7 +147,14 @@ def test_failed_self_test_rolls_the_device_back_and_halts(env: FleetEnv) -> None
     assert "rollout.halt" in actions and "deployment.rolled_back" in actions
 
 
-def test_unhealthy_device_is_told_to_roll_back(env: FleetEnv) -> None:
+def test_unhealthy_device_is_told_to_roll_back(tmp_path: Path) -> None:
+    # The factory image is signed by the vendor's key, not the project's: enrollment adds the
+    # project's key beside it, so the device can still verify the factory image to go back.
+    with fleet_env(tmp_path, count=1, factory_key=Ed25519PrivateKey.generate()) as env:
+        _roll_back_an_unhealthy_device(env)
+
+
+def _roll_back_an_unhealthy_device(env: FleetEnv) -> None:
     env.enroll(0)
     key = load_or_create_signing_key(env.ctx.keys_dir)
     folder, _ = make_release(env.workdir / "new", "edge-4", key, seed=4)
