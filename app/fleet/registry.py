@@ -47,7 +47,11 @@ def _refresh(device: Device, sighting: Sighting, now: datetime) -> None:
     device.last_seen = now
     device.advertised = sighting.advertised
     if device.enrollment is EnrollmentState.FORGOTTEN:
-        return  # dropped on purpose: note that it is still around, adopt nothing it says
+        # Dropped on purpose: it stays forgotten and what it reports is not adopted, but
+        # its address is followed, so that enrolling it again (which confirms its host key
+        # afresh) reaches it where it is now.
+        device.address, device.ssh_port = sighting.address, sighting.ssh_port
+        return
     device.agent_version = sighting.agent_version
     device.model_version = sighting.model_version
     device.hardware = sighting.hardware
