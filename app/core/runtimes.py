@@ -14,6 +14,7 @@ The agent's preprocessing is imported, not copied: the import-linter contracts a
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ FORMATS = ("torch", "onnx", "onnx_int8", "openvino", "openvino_int8")
 Images = np.ndarray | Sequence[np.ndarray]
 
 
-class Runner:
+class Runner(ABC):
     """A loaded model artifact: uint8 NHWC BGR images -> logits, shape (N, classes).
 
     ``prepare`` is the device's preprocessing and ``infer`` the bare runtime call on a
@@ -55,8 +56,9 @@ class Runner:
             raise InvalidInput("no images given to run the model on")
         return preprocess(images, self.spec)
 
+    @abstractmethod
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Logits of a prepared batch: the runtime call alone."""
 
     def __call__(self, images: Images) -> np.ndarray:
         return self.infer(self.prepare(images))
