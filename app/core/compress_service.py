@@ -91,7 +91,8 @@ def compress_model(
         info = model_info(row)
     checkpoint = load_model(blobs.read_bytes(info.artifact(ArtifactFormat.TORCH).sha256),
                             f"model {version}")
-    calibration = None
+    # Only INT8 formats read calibration images; the others get an empty array.
+    calibration = np.zeros((0, 1, 1, 3), dtype=np.uint8)
     if {ArtifactFormat.ONNX_INT8, ArtifactFormat.OPENVINO_INT8} & set(formats):
         calibration = calibration_images(db, blobs, info, request.calibration_images,
                                          request.seed, cancel)
@@ -132,7 +133,7 @@ def _with_prerequisites(formats: Sequence[ArtifactFormat]) -> list[ArtifactForma
 
 
 def _make(format: ArtifactFormat, checkpoint: ModelFile, info: ModelInfo, folder: Path,
-          calibration: np.ndarray | None, request: CompressRequest, progress: ProgressFn,
+          calibration: np.ndarray, request: CompressRequest, progress: ProgressFn,
           cancel: CancelToken) -> bytes:
     """One format's bytes, written beside its FP32 source in ``folder``."""
     from app.core.export import export_onnx, export_openvino, pack_ir
@@ -150,11 +151,9 @@ def _make(format: ArtifactFormat, checkpoint: ModelFile, info: ModelInfo, folder
         return out.read_bytes()
     if format is ArtifactFormat.OPENVINO:
         return pack_ir(export_openvino(onnx_path, xml_path))
-    out = quantize_openvino(xml_path, folder / "int8" / "model.xml", calibration,
-                            preset=request.nncf_preset, subset_size=len(calibration),
-                            progress=progress, cancel=cancel) if calibration is not None else None
-    assert out is not None  # calibration is loaded whenever an INT8 format is asked for
-    return pack_ir(out)
+    return pack_ir(quantize_openvino(xml_path, folder / "int8" / "model.xml", calibration,
+                                     preset=request.nncf_preset, subset_size=len(calibration),
+                                     progress=progress, cancel=cancel))
 
 
 def calibration_images(db: Database, blobs: BlobStore, info: ModelInfo, count: int, seed: int,
