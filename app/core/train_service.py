@@ -37,12 +37,12 @@ from app.core.models import (
     ArtifactFormat, ModelArtifact, ModelKind, ModelStatus, ModelVersion, RunStatus, TrainingRun,
 )
 from app.core.models.base import utcnow
+from app.core.model_store import MEDIA_TYPES
 from app.core.nets import build_net, count_parameters
 from app.core.progress import Cancelled, CancelToken, Progress, ProgressFn, no_progress
 from app.core.roles import Actor, Permission, authorize
 from app.core.training import TrainConfig, evaluate, input_spec, pick_device, to_tensor, train_classifier
 
-CHECKPOINT_MEDIA_TYPE = "application/x-edgeloop-checkpoint"
 DEFAULT_ARCH = {ModelKind.EDGE: "edgenet", ModelKind.OBSERVER: "observernet"}
 
 
@@ -224,7 +224,7 @@ def _store_candidate(db: Database, blobs: BlobStore, audit: AuditTrail, actor: A
         name = request.version or next_version_name(session, request.kind)
         if session.scalar(select(ModelVersion.id).where(ModelVersion.version == name)):
             raise InvalidInput(f"model version {name!r} exists already; choose another name")
-        record_blob(session, sha, len(data), CHECKPOINT_MEDIA_TYPE)
+        record_blob(session, sha, len(data), MEDIA_TYPES[ArtifactFormat.TORCH])
         model_row = ModelVersion(version=name, kind=request.kind, training_run_id=run_id,
                                  parent_id=parent_id, status=ModelStatus.CANDIDATE,
                                  labels=labels, input_spec=spec,
