@@ -374,7 +374,7 @@ def load_split(
 
     def decode(i: int) -> None:
         capture_id, sha, _, uid, name = rows[i]
-        images[i] = _decode(blobs, sha, size, f"capture {capture_id} ({uid}/{name}) of {ref}")
+        images[i] = decode_blob_image(blobs, sha, size, f"capture {capture_id} ({uid}/{name}) of {ref}")
 
     threads = workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="load-split") as pool:
@@ -510,7 +510,7 @@ def _summaries(session: Session, versions: list[DatasetVersion]) -> list[Version
         parent_number=extra[v.id][2], notes=v.notes, counts=counts[v.id]) for v in versions]
 
 
-def _decode(blobs: BlobStore, sha256: str, size: int, what: str) -> np.ndarray:
+def decode_blob_image(blobs: BlobStore, sha256: str, size: int, what: str) -> np.ndarray:
     try:
         data = blobs.read_bytes(sha256)
     except BlobError as exc:

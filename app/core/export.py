@@ -52,11 +52,13 @@ def export_onnx(
     *,
     input_spec: dict[str, Any] | None = None,
     labels: Sequence[str] | None = None,
+    output_names: Sequence[str] = ("logits",),
 ) -> Path:
     """Write ``model`` (in eval mode, on CPU) as ONNX with input ``image`` [N,3,H,W].
 
     With ``input_spec`` and ``labels`` the file carries them as metadata (see
-    :func:`read_onnx_metadata`).
+    :func:`read_onnx_metadata`). ``output_names`` names the model's outputs in order (an
+    observer has two: logits and its embedding).
     """
     # EdgeLoop has no torchvision by design; the exporter logs a warning per missing op.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
@@ -68,7 +70,7 @@ def export_onnx(
         warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
         torch.onnx.export(
             model, (example,), str(path),
-            input_names=["image"], output_names=["logits"],
+            input_names=["image"], output_names=list(output_names),
             dynamic_shapes={"x": {0: batch}},
             external_data=False,
             dynamo=True,

@@ -52,3 +52,7 @@ class CancelToken:
     def check(self) -> None:
         if self._event.is_set():
             raise Cancelled("cancelled by the user")
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True (at once) if cancelled meanwhile."""
+        return self._event.wait(seconds)

@@ -108,6 +108,19 @@ def parse_sidecar(capture_id: str, data: bytes, device_uid: str) -> dict[str, An
     return record
 
 
+# Sidecar fields that have their own columns, or only served the checks above.
+_COLUMN_FIELDS = frozenset({"id", "device_id", "sha256", "size", "file", "captured_at",
+                            "reason", "prediction", "confidence", "model_version"})
+
+
+def device_meta(sidecar: dict[str, Any]) -> dict[str, Any] | None:
+    """The sidecar's other fields (class probabilities, source, a simulator's ground truth),
+    kept as the device sent them; None when there are none. The sidecar is already bounded
+    (``MAX_SIDECAR_BYTES``) and parsed from JSON, so what is kept is plain JSON."""
+    extra = {key: value for key, value in sidecar.items() if key not in _COLUMN_FIELDS}
+    return extra or None
+
+
 def _text(record: dict[str, Any], key: str) -> str | None:
     value = record.get(key)
     if value is None:

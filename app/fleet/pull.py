@@ -42,7 +42,7 @@ from app.core.errors import EdgeLoopError
 from app.core.progress import Cancelled, CancelToken, Progress, ProgressFn, no_progress
 from app.core.roles import Actor, Permission, authorize
 from app.fleet.capture_check import (
-    MAX_IMAGE_BYTES, MAX_SIDECAR_BYTES, CaptureAssembler, CheckedCapture, Refusal,
+    MAX_IMAGE_BYTES, MAX_SIDECAR_BYTES, CaptureAssembler, CheckedCapture, Refusal, device_meta,
 )
 from app.fleet.context import FleetContext, enrolled_address, find_device
 from app.fleet.errors import DeviceProtocolError, DeviceUnreachable, reason
@@ -243,7 +243,7 @@ class DevicePuller:
                     "blob_sha256": c.sha256, "captured_at": c.captured_at, "imported_at": now,
                     "reason": c.reason, "model_version": c.model_version,
                     "edge_class_id": class_ids.get(c.prediction) if c.prediction else None,
-                    "edge_confidence": c.confidence,
+                    "edge_confidence": c.confidence, "device_meta": device_meta(c.sidecar),
                 } for c in fresh])
             self._quarantine(session, device_id, batch.refused, now)
             cursor = max(result.cursor or "", batch.last_id or "") or None

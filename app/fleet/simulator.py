@@ -6,6 +6,12 @@ loopback, and serves SSH+SFTP on its own loopback port (asyncssh; key auth; conf
 home; exec of ``edgeloop-agent`` and ``tar`` only). All SSH servers share one event loop on
 a background thread. Agents get SIGTERM if this process dies (PR_SET_PDEATHSIG), and
 ``stop`` ends them by PID, so no process outlives the fleet.
+
+Besides its schedule fixed at start, a device's drift can be switched while it runs:
+``set_scenario("lighting", ["sim-01"])`` writes the scenario into the device's
+``sim/scenario`` file, which its agent (``run --scenario-file``) follows within a fraction
+of a second; ``clear_scenario`` removes the file and hands the drift back to the schedule.
+Like a device's config, the file outlives a restart of the fleet.
 """
 
 from __future__ import annotations
@@ -25,13 +31,16 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from app.core.scene import Scenario
 from app.fleet.agent.activation import ReleaseManager
+from app.fleet.agent.fsutil import write_atomic
 from app.fleet.agent.home import AgentConfig, AgentHome, CaptureConfig
 from app.fleet.agent.manifest import public_key_to_text
 from app.fleet.agent.runtime import self_test
 from app.fleet.sim_ssh import CommandRefused, DeviceSSHServer, SSHEndpoint, authorize_client_key
 
 PR_SET_PDEATHSIG = 1
+SCENARIO_FILE = Path("sim") / "scenario"  # under a device's home: its live drift override
 
 
 @dataclass(frozen=True)
@@ -160,8 +169,11 @@ class SimulatedFleet:
         return self.devices
 
     def _spawn_agent(self, spec: SimDeviceSpec, home: AgentHome) -> subprocess.Popen[bytes]:
+        scenario_file = home.root / SCENARIO_FILE
+        scenario_file.parent.mkdir(parents=True, exist_ok=True)
         args = [sys.executable, "-m", "app.fleet.agent", "--home", str(home.root), "run",
-                "--source", f"generator:{spec.seed}", "--size", str(self.size)]
+                "--source", f"generator:{spec.seed}", "--size", str(self.size),
+                "--scenario-file", str(scenario_file)]
         if spec.schedule:
             args += ["--schedule", spec.schedule]
         log = open(home.root / "agent.log", "ab")
@@ -170,6 +182,44 @@ class SimulatedFleet:
                                     stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         finally:
             log.close()
+
+    # -- live drift ---------------------------------------------------------------------------
+    def _scenario_files(self, device_ids: Sequence[str] | None) -> list[Path]:
+        """The scenario file of each named device (every device when None)."""
+        known = [spec.device_id for spec in self.specs]
+        if isinstance(device_ids, str):  # a lone id would otherwise be read letter by letter
+            device_ids = [device_ids]
+        chosen = known if device_ids is None else list(device_ids)
+        unknown = [d for d in chosen if d not in known]
+        if unknown:
+            raise ValueError(f"unknown device {', '.join(map(repr, unknown))}; "
+                             f"this fleet has {', '.join(known) or 'none'}")
+        return [self.root / "devices" / d / SCENARIO_FILE for d in chosen]
+
+    def set_scenario(self, scenario: str, device_ids: Sequence[str] | None = None) -> None:
+        """Switch the named devices (all when None) to ``scenario`` (e.g. ``"lighting"`` or
+        ``"blur:0.5"``) until ``clear_scenario``, whatever their schedule says."""
+        try:
+            parsed = Scenario.parse(scenario)
+        except ValueError as exc:
+            raise ValueError(f"bad scenario {scenario!r}: {exc}") from None
+        files = self._scenario_files(device_ids)  # checked before any file is written
+        for path in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, f"{parsed}\n".encode())
+
+    def clear_scenario(self, device_ids: Sequence[str] | None = None) -> None:
+        """Hand the named devices (all when None) back to their schedule."""
+        for path in self._scenario_files(device_ids):
+            path.unlink(missing_ok=True)
+
+    def scenario_of(self, device_id: str) -> str | None:
+        """The scenario ``set_scenario`` gave a device, or None while it follows its schedule."""
+        [path] = self._scenario_files([device_id])
+        try:
+            return path.read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stop every agent (SIGTERM, then SIGKILL) and SSH server; idempotent."""

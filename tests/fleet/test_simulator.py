@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.fleet.agent.advertise import SERVICE_TYPE
+from app.fleet.agent.spool import captures_in, is_sidecar
 from app.fleet.signing import load_or_create_signing_key
 from app.fleet.simulator import SimDeviceSpec, SimulatedFleet, alive
 from tests.fleet.test_agent_process import Watcher
@@ -81,6 +82,59 @@ def test_fleet_devices_serve_ssh_and_mdns_and_stop_cleanly(sim_root, tmp_path: P
         finally:
             watcher.close()
     assert not any(alive(pid) for pid in pids)
+
+
+def _newest_scenario(spool: Path) -> str | None:
+    """truth.scenario of the newest complete capture in a device's spool (None: none yet)."""
+    for files in reversed(captures_in(spool).values()):
+        for path in filter(is_sidecar, files):
+            try:
+                return json.loads(path.read_text())["truth"]["scenario"]
+            except FileNotFoundError:  # acked or evicted meanwhile: look at the one before
+                continue
+    return None
+
+
+def _wait_for_scenario(spool: Path, scenario: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while (seen := _newest_scenario(spool)) != scenario:
+        assert time.monotonic() < deadline, f"{spool}: newest capture is {seen!r}, not {scenario!r}"
+        time.sleep(0.05)
+
+
+def test_set_scenario_switches_one_running_device(sim_root) -> None:  # type: ignore[no-untyped-def]
+    root, key, release = sim_root
+    tag = uuid.uuid4().hex[:6]
+    specs = [SimDeviceSpec(f"s{tag}-1", 1, fps=30, random_rate=1.0),
+             SimDeviceSpec(f"s{tag}-2", 2, fps=30, random_rate=1.0)]
+    fleet = SimulatedFleet(root, key, release, specs)
+    try:
+        first, second = fleet.start()
+        for device in (first, second):
+            _wait_for_scenario(device.home.spool, "none")
+        assert (first.home.root / "sim").is_dir() and fleet.scenario_of(first.spec.device_id) is None
+
+        with pytest.raises(ValueError, match="bad scenario 'fog'"):
+            fleet.set_scenario("fog", [first.spec.device_id])
+        with pytest.raises(ValueError, match="unknown device 'nope'"):
+            fleet.set_scenario("blur", [first.spec.device_id, "nope"])
+        assert fleet.scenario_of(first.spec.device_id) is None  # nothing written by either
+
+        fleet.set_scenario("lighting", [first.spec.device_id])
+        assert fleet.scenario_of(first.spec.device_id) == "lighting"
+        assert fleet.scenario_of(second.spec.device_id) is None
+        _wait_for_scenario(first.home.spool, "lighting")
+        seen = [json.loads(p.read_text())["truth"]["scenario"]
+                for files in captures_in(second.home.spool).values()
+                for p in filter(is_sidecar, files)]
+        assert seen and set(seen) == {"none"}
+        assert first.process.poll() is None and second.process.poll() is None
+
+        fleet.clear_scenario()
+        assert fleet.scenario_of(first.spec.device_id) is None
+        _wait_for_scenario(first.home.spool, "none")
+    finally:
+        fleet.stop()
 
 
 def test_simulate_command_stops_every_agent_on_ctrl_c(sim_root) -> None:  # type: ignore[no-untyped-def]

@@ -11,9 +11,11 @@ from app.core.models.deploy import Deployment, DeploymentState, Rollout, Rollout
 from app.core.models.devices import (
     Device, DeviceDriftHour, DeviceHealth, EnrollmentState, HealthSample,
 )
-from app.core.models.drift import DriftMeasurement
+from app.core.models.drift import DriftBaseline, DriftMeasurement
 from app.core.models import guards as _guards  # noqa: F401  (registers the flush guards)
 from app.core.models.labels import Annotation, AnnotationBox, AnnotationSource, LabelClass
+from app.core.models.observer import Observation, ReviewItem, ReviewKind
+from app.core.models.pipeline import PipelineRun, PipelineState, PipelineStep
 from app.core.models.settings import ProjectSetting
 from app.core.models.training import (
     ArtifactFormat,
@@ -30,7 +32,8 @@ __all__ = [
     "Annotation", "AnnotationBox", "AnnotationSource", "ArtifactFormat", "AuditEvent",
     "AuditHead", "Base", "Blob", "Capture", "CaptureCount", "CaptureReason", "Dataset", "DatasetSample",
     "DatasetVersion", "Deployment", "DeploymentState", "Device", "DeviceDriftHour",
-    "DeviceHealth", "DriftMeasurement", "EnrollmentState", "HealthSample", "QuarantinedCapture", "LabelClass", "ModelArtifact", "ModelKind", "ModelStatus", "ModelVersion",
-    "ProjectSetting", "Role", "Rollout", "RolloutState", "RunStatus", "Split", "TrainingRun",
+    "DeviceHealth", "DriftBaseline", "DriftMeasurement", "EnrollmentState", "HealthSample", "QuarantinedCapture", "LabelClass", "ModelArtifact", "ModelKind", "ModelStatus", "ModelVersion",
+    "Observation", "PipelineRun", "PipelineState", "PipelineStep", "ProjectSetting",
+    "ReviewItem", "ReviewKind", "Role", "Rollout", "RolloutState", "RunStatus", "Split", "TrainingRun",
     "User", "utcnow",
 ]

@@ -6,9 +6,11 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from typing import Any
+
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.models.base import Base, UTCDateTime, utcnow
+from app.core.models.base import Base, JSONType, UTCDateTime, utcnow
 from app.core.models.users import enum_column
 
 
@@ -66,6 +68,9 @@ class Capture(Base):
     review_status: Mapped[ReviewStatus] = mapped_column(
         enum_column(ReviewStatus), default=ReviewStatus.UNREVIEWED
     )
+    # Sidecar fields beyond the ones above, as the device sent them: the edge model's class
+    # probabilities, the frame source, and for simulated devices the generator's ground truth.
+    device_meta: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
 
 
 class QuarantinedCapture(Base):

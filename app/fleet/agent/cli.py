@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--source", required=True,
                      help="generator[:SEED] | folder:PATH | video:PATH | camera:INDEX")
     run.add_argument("--schedule", help="drift schedule for the generator, e.g. none@0,blur@600")
+    run.add_argument("--scenario-file", type=Path, metavar="PATH",
+                     help="generator only: while this file exists, its scenario (e.g. "
+                          "lighting or blur:0.5) overrides the schedule; re-read when changed")
     run.add_argument("--size", type=int, default=128, help="generator image size")
     run.add_argument("--max-frames", type=int)
     run.add_argument("--no-advertise", action="store_true")
@@ -125,7 +128,8 @@ def _run(home: AgentHome, args: argparse.Namespace) -> dict[str, Any]:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    frames = open_source(args.source, schedule=args.schedule, size=args.size)
+    frames = open_source(args.source, schedule=args.schedule, size=args.size,
+                         scenario_file=args.scenario_file)
     agent = Agent(home, frames, advertise=not args.no_advertise, max_frames=args.max_frames)
     agent.run(stop)
     return {"stopped": True, "frames": agent.health.frames, "captures": agent.health.captures}
