@@ -75,6 +75,11 @@ def test_capture_policy_reasons() -> None:
     hits = sum(sampled.reason(0.99) == "random_sample" for _ in range(5000))
     assert 800 < hits < 1200
     assert CapturePolicy(CaptureConfig()).reason(0.99) is None  # random sampling is opt-in
+    # The random sample does not depend on confidence: unsure frames are drawn as often.
+    unsure = CapturePolicy(CaptureConfig(random_rate=0.2, low_confidence=0.5), seed=1)
+    reasons = [unsure.reason(0.1) for _ in range(5000)]
+    assert 800 < reasons.count("random_sample") < 1200
+    assert reasons.count("low_confidence") == 5000 - reasons.count("random_sample")
 
 
 def test_a_control_command_gives_up_on_a_lock_held_too_long(tmp_path: Path) -> None:

@@ -41,13 +41,15 @@ class ReviewKind(str, enum.Enum):
     A *false negative* is an edge "ok" the observer calls a defect (a defect let through); a
     *false positive* is an edge defect the observer calls "ok" (a good part rejected); a
     *disagreement* is two different defect classes; *low confidence* is a capture both models
-    agree on but at least one is unsure of.
+    agree on but at least one is unsure of; a *spot check* is a capture the device kept at
+    random, reviewed to catch what both models are sure of and wrong about.
     """
 
     FALSE_NEGATIVE = "false_negative"
     FALSE_POSITIVE = "false_positive"
     DISAGREEMENT = "disagreement"
     LOW_CONFIDENCE = "low_confidence"
+    SPOT_CHECK = "spot_check"
 
 
 class ReviewItem(Base):

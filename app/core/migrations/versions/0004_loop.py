@@ -89,7 +89,7 @@ def upgrade() -> None:
     op.create_table('review_items',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('capture_id', sa.Integer(), nullable=False),
-    sa.Column('kind', sa.Enum('false_negative', 'false_positive', 'disagreement', 'low_confidence', name='reviewkind', native_enum=False, length=24), nullable=False),
+    sa.Column('kind', sa.Enum('false_negative', 'false_positive', 'disagreement', 'low_confidence', 'spot_check', name='reviewkind', native_enum=False, length=24), nullable=False),
     sa.Column('priority', sa.Float(), nullable=False),
     sa.Column('observer_model_id', sa.Integer(), nullable=True),
     sa.Column('detail', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
