@@ -15,12 +15,11 @@ $(STAMP): pyproject.toml requirements/lock.txt
 
 setup: $(STAMP)
 
-# Until the simulated fleet and `edgeloop demo` land (issues 4-8), the demo makes a fresh
-# project and shows what it holds.
+# Until the desktop app lands (issue 8), the demo is the closed loop, headless, on a simulated
+# fleet: release 1, drift, alert, retraining, staged deploy, recovery (about ten minutes).
 demo: setup
 	rm -rf $(DEMO_DIR)
-	$(BIN)/edgeloop init $(DEMO_DIR) --admin demo --no-password
-	$(BIN)/edgeloop info --project $(DEMO_DIR)
+	$(BIN)/edgeloop demo --headless --dir $(DEMO_DIR)
 
 lint: setup
 	$(BIN)/lint-imports

@@ -109,6 +109,9 @@ def train(
     size: Annotated[int, typer.Option(min=32, max=1024, help="Input size in pixels.")] = 96,
     width: Annotated[float, typer.Option(min=0.25, max=4.0, help="Channel width "
                                                                  "multiplier.")] = 1.0,
+    arch: Annotated[str | None, typer.Option(help="edgenet or observernet (default: edgenet "
+                                                  "for edge models, observernet for "
+                                                  "observers).")] = None,
     augment: Annotated[str, typer.Option(help="none, flip, mild or strong.")] = "flip",
     seed: Annotated[int, typer.Option(min=0)] = 0,
     version: Annotated[str | None, typer.Option(help="Name of the new model version "
@@ -125,7 +128,7 @@ def train(
     from app.core.training import TrainConfig
 
     request = TrainRequest(kind=kind, dataset=dataset, parent=parent, width=width, size=size,
-                           version=version,
+                           version=version, arch=arch,
                            config=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
                                               patience=patience, seed=seed,
                                               augment=AugmentConfig.preset(augment)))

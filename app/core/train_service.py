@@ -38,7 +38,7 @@ from app.core.models import (
 )
 from app.core.models.base import utcnow
 from app.core.model_store import MEDIA_TYPES
-from app.core.nets import build_net, count_parameters
+from app.core.nets import ARCHITECTURES, build_net, count_parameters
 from app.core.progress import Cancelled, CancelToken, Progress, ProgressFn, no_progress
 from app.core.roles import Actor, Permission, authorize
 from app.core.training import TrainConfig, evaluate, input_spec, pick_device, to_tensor, train_classifier
@@ -120,6 +120,8 @@ def _start_model(db: Database, blobs: BlobStore, request: TrainRequest,
                  labels: list[str]) -> _Start:
     """A fresh network, or the parent's weights with a head for this label schema."""
     arch = request.arch or DEFAULT_ARCH[request.kind]
+    if arch not in ARCHITECTURES:
+        raise InvalidInput(f"unknown architecture {arch!r}; choose {' or '.join(ARCHITECTURES)}")
     if request.parent is None:
         return _Start(build_net(arch, len(labels), seed=request.config.seed,
                                 width=request.width), None)

@@ -198,7 +198,7 @@ class ClosedLoopDemo:
         observer = train_model(db, blobs, audit, admin, TrainRequest(
             kind=ModelKind.OBSERVER, dataset=version.ref, size=s.size, arch=s.observer_arch,
             width=s.observer_width,
-            config=TrainConfig(epochs=s.observer_epochs, augment=AugmentConfig.preset("strong"))),
+            config=TrainConfig(epochs=s.observer_epochs, augment=AugmentConfig.preset("mild"))),
             runs_dir=runs, progress=self.progress, cancel=self.cancel)
         self.say(f"   {observer.version}: test accuracy "
                  f"{observer.metrics['test_accuracy']:.3f}")
@@ -222,7 +222,8 @@ class ClosedLoopDemo:
         assert self.project is not None
         key = load_or_create_signing_key(ctx.keys_dir)
         self.fleet = SimulatedFleet(self.root / "fleet", key, self.release_dir, s.specs("sim"),
-                                    authorized_keys=[ctx.identity.public_line], size=s.size)
+                                    authorized_keys=[ctx.identity.public_line], size=s.size,
+                                    drift_flush_s=5.0)
         devices = self.fleet.start()
         wanted = {d.spec.device_id for d in devices}
         found: set[str] = set()
@@ -340,6 +341,8 @@ class ClosedLoopDemo:
                      f"{error or summary}")
         if view.error:
             raise RuntimeError(f"pipeline run {run_id} {state.value}: {view.error}")
+        # The new model's training data is its drift baseline from now on.
+        build_baseline(ctx.db, ctx.blobs, edge=view.context["model"], cancel=self.cancel)
 
 
 def annotate_from_truth(ctx: FleetContext, annotator: Actor) -> int:

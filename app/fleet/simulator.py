@@ -116,6 +116,7 @@ class SimulatedFleet:
         interfaces: Sequence[str] = ("127.0.0.1",),
         authorized_keys: Sequence[str] = (),
         size: int = 128,
+        drift_flush_s: float = 60.0,
     ) -> None:
         self.root = Path(root)
         self.signing_key = signing_key
@@ -124,6 +125,7 @@ class SimulatedFleet:
         self.interfaces = list(interfaces)
         self.authorized_keys = list(authorized_keys)
         self.size = size
+        self.drift_flush_s = drift_flush_s
         self.devices: list[SimDevice] = []
         self._servers: list[DeviceSSHServer] = []
         self._loop: _LoopThread | None = None
@@ -137,6 +139,7 @@ class SimulatedFleet:
                                   low_confidence=spec.low_confidence),
         )
         config.ssh_port, config.fps, config.interfaces = ssh_port, spec.fps, self.interfaces
+        config.drift_flush_interval_s = self.drift_flush_s
         # `ctl authorize` must write the file the simulated SSH server reads.
         config.authorized_keys = "ssh/authorized_keys"
         home.create(config)
