@@ -24,7 +24,7 @@ from app.core.errors import InvalidInput
 from app.core.export import export_onnx
 from app.core.model_store import find_model, model_info, unpack_artifact
 from app.core.models import (
-    ArtifactFormat, Capture, CaptureReason, Device, DeviceDriftHour, LabelClass, ModelKind, Observation,
+    Annotation, ArtifactFormat, Capture, CaptureReason, Device, DeviceDriftHour, LabelClass, ModelKind, Observation,
     ReviewItem, ReviewKind, ReviewStatus,
 )
 from app.core.nets import build_net
@@ -221,6 +221,30 @@ def test_injected_drift_alerts_and_a_clean_camera_does_not(setup: Setup) -> None
         audited = session.scalar(select(func.count()).select_from(AuditEvent).where(
             AuditEvent.action == "drift.alert"))
     assert stored == audited == len(report.alerts)
+
+
+def test_reviewed_labels_turning_against_the_edge_model_is_concept_drift(setup: Setup) -> None:
+    """cam-drift's captures are reviewed (imported labels). Say the edge model agreed with the
+    first half and got the second half wrong: the disagreement rate jumps in the window."""
+    p = setup.project
+    with p.db.write() as session:
+        rows = session.execute(select(Capture.id, Capture.captured_at, Annotation.class_id)
+                               .join(Device).join(Annotation, Annotation.capture_id == Capture.id)
+                               .where(Device.uid == "cam-drift", Annotation.superseded.is_(False))
+                               .order_by(Capture.captured_at)).all()
+        other = dict(session.execute(select(LabelClass.id, LabelClass.id)).all())
+        ids = sorted(other)
+        middle = rows[len(rows) // 2].captured_at
+        for capture_id, at, label in rows:
+            wrong = ids[(ids.index(label) + 1) % len(ids)]
+            session.execute(update(Capture).where(Capture.id == capture_id).values(
+                model_version=setup.edge, edge_class_id=label if at < middle else wrong))
+    report = measure_drift(p.db, p.audit, setup.admin, since=middle, edge=setup.edge,
+                           until=middle + timedelta(days=30))
+    concept = report.value("cam-drift", "label_disagreement")
+    assert concept is not None and concept.alert, concept
+    assert concept.value == 1.0 and concept.details["reference"] == 0.0
+    assert report.value("generator", "label_disagreement") is None  # no edge predictions
 
 
 def test_measuring_without_a_baseline_says_how_to_build_one(setup: Setup) -> None:

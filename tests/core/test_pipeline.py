@@ -12,7 +12,8 @@ from app.core.dataset_import import import_generated
 from app.core.datasets import freeze_version
 from app.core.errors import InvalidInput
 from app.core.models import (
-    AuditEvent, DriftMeasurement, PipelineState, PipelineStep,
+    AuditEvent, DriftMeasurement, ModelKind, ModelStatus, ModelVersion, PipelineState,
+    PipelineStep, RunStatus, TrainingRun,
 )
 from app.core.pipeline import PipelineRunner, Step, StepCall, StepFailed, StepResult, view_run
 from app.core.progress import CancelToken, Cancelled
@@ -171,6 +172,26 @@ def test_triggers_fire_in_order_of_precedence(sqlite_project: Project, clock) ->
     request_run(p.db, p.audit, admin, "new camera lens", clock=lambda: NOW)
     fired = due_trigger(p.db, TriggerSettings(), code_version="1", now=NOW)
     assert fired.name == "request" and "new camera lens" in fired.reason
+
+
+def test_new_training_code_triggers_a_retrain(sqlite_project: Project, clock) -> None:  # type: ignore[no-untyped-def]
+    p = sqlite_project
+    admin = actor_named(p.db, "admin")
+    import_generated(p.db, p.blobs, p.audit, admin, 10, seed=1, size=64)
+    version = freeze_version(p.db, p.audit, admin)
+    with p.db.write() as session:
+        run = TrainingRun(kind=ModelKind.EDGE, dataset_version_id=version.id,
+                          code_version="0.4.0+abc", status=RunStatus.SUCCEEDED)
+        session.add(run)
+        session.flush()
+        session.add(ModelVersion(version="edge-1", kind=ModelKind.EDGE, training_run_id=run.id,
+                                 status=ModelStatus.DEPLOYED))
+    on = TriggerSettings(min_new_labels=None, on_code_change=True)
+    assert due_trigger(p.db, on, code_version="0.4.0+abc", now=clock()) is None
+    fired = due_trigger(p.db, on, code_version="0.5.0+def", now=clock())
+    assert fired is not None and fired.name == "code" and "0.4.0+abc" in fired.reason
+    off = TriggerSettings(min_new_labels=None)
+    assert due_trigger(p.db, off, code_version="0.5.0+def", now=clock()) is None
 
 
 def test_bad_trigger_settings_are_refused() -> None:
