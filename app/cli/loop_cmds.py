@@ -199,8 +199,9 @@ DevicesOpt = Annotated[int, typer.Option("--devices", "-n", min=1, max=50,
                                          help="Simulated devices.")]
 ScenarioOpt = Annotated[str, typer.Option(help="Drift to switch on: lighting, colour_cast, "
                                                "blur, noise, camera, new_variant, ...")]
-PhaseOpt = Annotated[float, typer.Option(min=5, max=3600, help="Seconds the devices run in "
-                                                               "each phase.")]
+PhaseOpt = Annotated[float, typer.Option(min=5, max=3600, help="Seconds the devices run "
+                                         "before and after the drift (twice that under it, "
+                                         "where the new labels come from).")]
 DirOpt = Annotated[Path | None, typer.Option("--dir", help="Where the demo project and fleet "
                                                            "live (default: a temp folder).")]
 
@@ -213,7 +214,7 @@ def loop_main(
     = False,
     devices: DevicesOpt = 3,
     scenario: ScenarioOpt = "lighting",
-    phase: PhaseOpt = 40.0,
+    phase: PhaseOpt = 30.0,
     directory: DirOpt = None,
 ) -> None:
     """The closed loop: triggers and pipeline runs of a project."""
@@ -234,7 +235,8 @@ def run_headless(devices: int, scenario: str, phase: float, directory: Path | No
         Scenario.parse(scenario)
     except ValueError as exc:
         raise InvalidInput(f"--scenario: {exc}") from None
-    settings = DemoSettings(devices=devices, scenario=scenario, phase_seconds=phase)
+    settings = DemoSettings(devices=devices, scenario=scenario, phase_seconds=phase,
+                            drift_seconds=2 * phase)
     with tempfile.TemporaryDirectory(prefix="edgeloop-demo-") as scratch, long_work(
             "the demo", "Demo stopped; the simulated devices were shut down.") as (_, cancel):
         root = directory.resolve() if directory else Path(scratch)
@@ -397,7 +399,7 @@ def demo(
                                                               "its table.")] = False,
     devices: DevicesOpt = 3,
     scenario: ScenarioOpt = "lighting",
-    phase: PhaseOpt = 40.0,
+    phase: PhaseOpt = 30.0,
     directory: DirOpt = None,
 ) -> None:
     """A simulated fleet and the closed loop (the desktop app arrives with the GUI issue)."""

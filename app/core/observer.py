@@ -247,6 +247,25 @@ def export_observer_onnx(blobs: BlobStore, info: ModelInfo, path: Path) -> Path:
                        labels=info.labels, output_names=("logits", "embedding"))
 
 
+def ensure_onnx(db: Database, blobs: BlobStore, audit: AuditTrail, actor: Actor,
+                info: ModelInfo) -> ModelInfo:
+    """A trained observer's ONNX export (logits and embedding), made once and kept as its
+    ONNX artifact: exporting takes seconds, as long as observing a thousand captures."""
+    if ArtifactFormat.ONNX in info.artifacts or ArtifactFormat.OPENVINO in info.artifacts:
+        return info
+    with tempfile.TemporaryDirectory(prefix="edgeloop-observer-export-") as scratch:
+        data = export_observer_onnx(blobs, info, Path(scratch) / "observer.onnx").read_bytes()
+    from app.core.model_store import store_artifact
+
+    with db.write() as session:
+        row = find_model(session, info.version)
+        if not any(a.format is ArtifactFormat.ONNX for a in row.artifacts):
+            store_artifact(session, blobs, audit, actor, row, ArtifactFormat.ONNX, data,
+                           {"observer": observer_spec(info).to_json()})
+        session.flush()
+        return model_info(row)
+
+
 # -- running over captures --------------------------------------------------------------------
 @dataclass(frozen=True)
 class ObserveOutcome:
@@ -294,6 +313,7 @@ def observe_captures(
     done = unreadable = 0
     if total == 0:
         return ObserveOutcome(info.version, 0, 0, 0.0)
+    info = ensure_onnx(db, blobs, audit, actor, info)
     with tempfile.TemporaryDirectory(prefix="edgeloop-observer-") as scratch, \
             ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1),
                                thread_name_prefix="observer-decode") as pool:

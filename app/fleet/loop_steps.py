@@ -44,6 +44,9 @@ class LoopSettings:
     """How the loop trains, judges and ships a model."""
 
     dataset: str = "inspection"
+    # Captures closer in time than this are kept in one split (None: the dataset default).
+    # The simulator's frames are independent scenes, so its demo sets 0.
+    near_window_s: float | None = None
     size: int = 96
     train: TrainConfig = field(default_factory=TrainConfig)
     fine_tune: bool = True  # start from the deployed model rather than from scratch
@@ -107,9 +110,11 @@ class _Steps:
 
     def freeze(self, call: StepCall) -> StepResult:
         c = self.ctx
+        window = ({} if self.settings.near_window_s is None
+                  else {"near_window_s": self.settings.near_window_s})
         version = freeze_version(c.db, c.audit, self.actor, self.settings.dataset,
                                  notes=f"pipeline run {call.run_id}", clock=c.clock,
-                                 progress=call.progress, cancel=call.cancel)
+                                 progress=call.progress, cancel=call.cancel, **window)
         return StepResult(summary={"version": version.ref, "total": version.total},
                           context={"dataset": version.ref})
 

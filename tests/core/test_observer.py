@@ -87,6 +87,8 @@ def test_the_observer_sees_every_capture_once_with_an_embedding(setup: Setup) ->
     assert again.observed == 0
     info = active_observer(p.db)
     assert info.version == setup.observer
+    # The export with the embedding output is made once and kept.
+    assert ArtifactFormat.ONNX in info.artifacts
     with p.db.read() as session:
         rows = session.execute(select(Observation.capture_id, Observation.embedding,
                                       Observation.confidence, Observation.class_id)).all()

@@ -13,16 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app.core.augment import AugmentConfig
 from app.core.models import AuditEvent, PipelineRun, PipelineState, ReviewItem
 from app.core.project import open_project
-from app.core.training import TrainConfig
 from app.fleet.closed_loop import ClosedLoopDemo, DemoResult, DemoSettings
 
-SETTINGS = DemoSettings(
-    devices=2, baseline_per_device=600, edge_epochs=12, observer_width=1.0, observer_epochs=6,
-    phase_seconds=25.0, fps=10.0, random_rate=0.4,
-    retrain=TrainConfig(epochs=6, lr=3e-3, patience=6, augment=AugmentConfig.preset("flip")))
+SETTINGS = DemoSettings(devices=3, baseline_per_device=400, edge_epochs=12, observer_width=1.0,
+                        observer_epochs=6, phase_seconds=25.0, drift_seconds=60.0)
 
 
 @pytest.fixture(scope="module")
