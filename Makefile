@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml requirements/lock.txt
 setup: $(STAMP)
 
 # Until the desktop app lands (issue 8), the demo is the closed loop, headless, on a simulated
-# fleet: release 1, drift, alert, retraining, staged deploy, recovery (about ten minutes).
+# fleet: release 1, drift, alert, retraining, staged deploy, recovery (about six minutes).
 demo: setup
 	rm -rf $(DEMO_DIR)
 	$(BIN)/edgeloop demo --headless --dir $(DEMO_DIR)

@@ -25,6 +25,11 @@ def test_observe_drift_and_loop_commands(cli_project: Path) -> None:  # noqa: F8
     # Imported captures are reviewed already: nothing for the queue.
     assert "Review queue: nothing added" in observed.stdout
 
+    chosen = edgeloop("observer", "use", "observer-1", *p)
+    assert chosen.returncode == 0 and "The observer is now observer-1" in chosen.stdout
+    unknown = edgeloop("observer", "use", "observer-9", *p)
+    assert unknown.returncode == 2 and "no model version 'observer-9'" in unknown.stderr
+
     unmeasured = edgeloop("drift", "measure", *p)
     assert unmeasured.returncode == 2 and "no edge model is deployed" in unmeasured.stderr
 

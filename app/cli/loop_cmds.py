@@ -113,24 +113,10 @@ def observer_use(
     user: UserOpt = None,
 ) -> None:
     """Make ``version`` the project's observer."""
-    from app.core.models import ProjectSetting
-    from app.core.observer import OBSERVER_SETTING, active_observer
-    from app.core.roles import Permission, authorize
+    from app.core.observer import use_observer
 
     with open_from_cli(project, db) as p:
-        actor = acting_user(p, user)
-        authorize(p.db, p.audit, actor, Permission.TRAIN, "choose the observer")
-        info = active_observer(p.db, version)
-        with p.db.write() as session:
-            row = session.get(ProjectSetting, OBSERVER_SETTING)
-            before = None if row is None else row.value
-            if row is None:
-                session.add(ProjectSetting(key=OBSERVER_SETTING, value=info.version))
-            else:
-                row.value = info.version
-            p.audit.append(session, actor=actor.name, action="settings.change",
-                           object_type="setting", object_id=OBSERVER_SETTING,
-                           before={"value": before}, after={"value": info.version})
+        info = use_observer(p.db, p.audit, acting_user(p, user), version)
     typer.echo(f"The observer is now {info.version}.")
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -388,7 +388,3 @@ def recent_alerts(db: Database, since: datetime) -> list[DriftMeasurement]:
             .order_by(DriftMeasurement.measured_at.desc())))
         session.expunge_all()
         return rows
-
-
-def window_before(now: datetime, hours: float = 1.0) -> datetime:
-    return now - timedelta(hours=hours)

@@ -36,9 +36,9 @@ from app.core.export import pack_ir, read_ir, read_onnx_metadata
 from app.core.model_store import ModelInfo, find_model, model_info, unpack_artifact
 from app.core.models import (
     ArtifactFormat, Capture, LabelClass, ModelKind, ModelStatus, ModelVersion, Observation,
-    ProjectSetting,
 )
 from app.core.progress import CancelToken, Progress, ProgressFn, no_progress
+from app.core.project_settings import get_setting, put_setting
 from app.core.roles import Actor, Permission, authorize
 from app.fleet.agent.errors import ReleaseRejected
 from app.fleet.agent.manifest import InputSpec
@@ -178,8 +178,7 @@ def active_observer(db: Database, version: str | None = None) -> ModelInfo:
     """The observer to use: ``version``, else the project setting, else the newest one."""
     with db.read() as session:
         if version is None:
-            setting = session.get(ProjectSetting, OBSERVER_SETTING)
-            version = setting.value if setting is not None else None
+            version = get_setting(session, OBSERVER_SETTING)
         if version is not None:
             row = find_model(session, version)
             if row.kind is not ModelKind.OBSERVER:
@@ -195,6 +194,15 @@ def active_observer(db: Database, version: str | None = None) -> ModelInfo:
                                    "`edgeloop train --kind observer` or import one with "
                                    "`edgeloop observer import`")
         return model_info(row)
+
+
+def use_observer(db: Database, audit: AuditTrail, actor: Actor, version: str) -> ModelInfo:
+    """Make ``version`` the project's observer from now on."""
+    authorize(db, audit, actor, Permission.TRAIN, "choose the observer")
+    info = active_observer(db, version)
+    with db.write() as session:
+        put_setting(session, audit, actor.name, OBSERVER_SETTING, info.version)
+    return info
 
 
 def observer_spec(info: ModelInfo) -> ObserverSpec:

@@ -21,6 +21,7 @@ from app.core.models import (
     Annotation, DatasetVersion, DriftMeasurement, ModelKind, ModelStatus, ModelVersion,
     PipelineRun, ProjectSetting, TrainingRun, utcnow,
 )
+from app.core.project_settings import get_setting, put_setting
 from app.core.roles import Actor, Permission, authorize
 
 Clock = Callable[[], datetime]
@@ -64,21 +65,13 @@ class Trigger:
 
 def load_settings(db: Database) -> TriggerSettings:
     with db.read() as session:
-        row = session.get(ProjectSetting, SETTINGS_KEY)
-        return TriggerSettings.from_json(dict(row.value)) if row is not None else TriggerSettings()
+        return TriggerSettings.from_json(dict(get_setting(session, SETTINGS_KEY, {})))
 
 
 def save_settings(db: Database, audit: AuditTrail, actor: Actor, settings: TriggerSettings) -> None:
     authorize(db, audit, actor, Permission.TRAIN, "change the loop's triggers")
     with db.write() as session:
-        row = session.get(ProjectSetting, SETTINGS_KEY)
-        before = dict(row.value) if row is not None else None
-        if row is None:
-            session.add(ProjectSetting(key=SETTINGS_KEY, value=asdict(settings)))
-        else:
-            row.value = asdict(settings)
-        audit.append(session, actor=actor.name, action="settings.change", object_type="setting",
-                     object_id=SETTINGS_KEY, before=before, after=asdict(settings))
+        put_setting(session, audit, actor.name, SETTINGS_KEY, asdict(settings))
 
 
 def request_run(db: Database, audit: AuditTrail, actor: Actor, reason: str = "",
@@ -87,13 +80,7 @@ def request_run(db: Database, audit: AuditTrail, actor: Actor, reason: str = "",
     authorize(db, audit, actor, Permission.TRAIN, "request a loop run")
     value = {"by": actor.name, "reason": reason[:500], "at": clock().isoformat()}
     with db.write() as session:
-        row = session.get(ProjectSetting, REQUEST_KEY)
-        if row is None:
-            session.add(ProjectSetting(key=REQUEST_KEY, value=value))
-        else:
-            row.value = value
-        audit.append(session, actor=actor.name, action="pipeline.request",
-                     object_type="setting", object_id=REQUEST_KEY, after=value)
+        put_setting(session, audit, actor.name, REQUEST_KEY, value)
 
 
 def clear_request(db: Database) -> None:
