@@ -237,6 +237,37 @@ def run_headless(devices: int, scenario: str, phase: float, directory: Path | No
     typer.echo(result.table())
 
 
+@loop_app.command("watch")
+def loop_watch(
+    interval: Annotated[float, typer.Option(min=5, help="Seconds between passes.")] = 300.0,
+    once: Annotated[bool, typer.Option(help="One pass, then exit.")] = False,
+    project: ProjectOpt = Path("."),
+    db: DbOpt = None,
+    user: UserOpt = None,
+) -> None:
+    """Watch a real fleet: poll health, measure drift, start a run when a trigger fires and
+    move waiting runs on. Ctrl-C stops between or during passes."""
+    from app.core.train_service import code_version
+    from app.fleet.context import FleetContext
+    from app.fleet.loop_steps import LoopSettings
+    from app.fleet.loop_watch import watch_once
+
+    with open_from_cli(project, db) as p, long_work(
+            "the watcher", "Watcher stopped; a run under way resumes with `edgeloop loop "
+                           "resume`.") as (line, cancel):
+        ctx, actor = FleetContext.of(p), acting_user(p, user)
+        while True:
+            report = watch_once(ctx, actor, LoopSettings(), runs_dir=p.root / "runs",
+                                code_version=code_version(), progress=line, cancel=cancel)
+            run = ("no trigger fired" if report.run_id is None else
+                   f"run {report.run_id}" + (f" started ({report.trigger})" if report.trigger
+                                             else "") + f": {report.run_state.value}")
+            typer.echo(f"{p.clock():%H:%M:%S} polled {report.devices_polled} device(s); "
+                       f"{report.drift_note}, {report.drift_alerts} alert(s); {run}")
+            if once or cancel.wait(interval):
+                break
+
+
 @loop_app.command("run")
 def loop_run(
     auto_approve: Annotated[bool, typer.Option(help="Approve a model that passed the gate "
