@@ -1,0 +1,135 @@
+"""The main window: a sidebar of pages, and a status bar showing the running task.
+
+Pages are modules of their own (app/ui/pages); this window only switches between them,
+shows the progress of long work with a Cancel button, turns a task's failure into a dialog
+that says what to do, and keeps its geometry and current page in QSettings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QHBoxLayout, QLabel, QListWidget, QMainWindow, QMessageBox, QProgressBar, QPushButton,
+    QStackedWidget, QWidget,
+)
+
+from app.core.progress import Progress
+from app.ui.pages.base import Page, PageContext
+from app.ui.tasks import Task
+
+ErrorSink = Callable[[str, str], None]
+
+
+def error_dialog(parent: QWidget) -> ErrorSink:
+    """Show a failure as a warning dialog (title, message)."""
+    return lambda title, message: QMessageBox.warning(parent, title, message)
+
+
+class MainWindow(QMainWindow):
+    """EdgeLoop's window over one open project, for one signed-in user."""
+
+    def __init__(self, context: PageContext, pages: Sequence[type[Page]], *,
+                 settings: QSettings | None = None, show_error: ErrorSink | None = None) -> None:
+        super().__init__()
+        self.context = context
+        self.settings = settings or QSettings("EdgeLoop", "EdgeLoop")
+        self.show_error = show_error or error_dialog(self)
+        self.setWindowTitle(f"EdgeLoop - {context.project.name} - {context.actor.name} "
+                            f"({context.actor.role.value})")
+        self.sidebar = QListWidget()
+        self.sidebar.setFixedWidth(160)
+        self.stack = QStackedWidget()
+        self.pages: list[Page] = []
+        for page_type in pages:
+            page = page_type(context)
+            self.pages.append(page)
+            self.sidebar.addItem(page.title)
+            self.stack.addWidget(page)
+        self.sidebar.currentRowChanged.connect(self._show_page)
+        body = QWidget()
+        layout = QHBoxLayout(body)
+        layout.addWidget(self.sidebar)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(body)
+        self._build_status_bar()
+        context.tasks.started.connect(self._watch)
+        self._restore()
+
+    # -- pages ------------------------------------------------------------------------------
+    def page(self, title: str) -> Page:
+        return next(p for p in self.pages if p.title == title)
+
+    def show_page(self, title: str) -> None:
+        self.sidebar.setCurrentRow([p.title for p in self.pages].index(title))
+
+    def _show_page(self, row: int) -> None:
+        if 0 <= row < len(self.pages):
+            self.stack.setCurrentIndex(row)
+            self.pages[row].refresh()
+
+    # -- long work --------------------------------------------------------------------------
+    def _build_status_bar(self) -> None:
+        self.task_label = QLabel("")
+        self.progress = QProgressBar()
+        self.progress.setFixedWidth(220)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self._cancel_current)
+        for widget in (self.task_label, self.progress, self.cancel_button):
+            self.statusBar().addPermanentWidget(widget)
+        self._set_idle()
+
+    def _watch(self, task: Task) -> None:
+        self._current = task
+        self.task_label.setText(task.title)
+        self.progress.setRange(0, 0)  # busy until the first progress report
+        self.progress.show()
+        self.cancel_button.show()
+        task.progressed.connect(self._on_progress)
+        task.failed.connect(lambda message: self.show_error(task.title, message))
+        task.cancelled.connect(lambda: self.statusBar().showMessage(
+            f"{task.title}: cancelled", 5000))
+        task.finished.connect(self._on_finished)
+
+    def _on_progress(self, step: Progress) -> None:
+        if step.total > 0:
+            self.progress.setRange(0, step.total)
+            self.progress.setValue(min(step.done, step.total))
+        if step.message:
+            self.task_label.setText(f"{self._current.title}: {step.message}")
+
+    def _on_finished(self) -> None:
+        running = self.context.tasks.running()
+        if running:
+            self._watch(running[-1])
+        else:
+            self._set_idle()
+
+    def _set_idle(self) -> None:
+        self._current: Task | None = None
+        self.task_label.setText("")
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    def _cancel_current(self) -> None:
+        if self._current is not None:
+            self._current.cancel()
+            self.task_label.setText(f"{self._current.title}: stopping...")
+
+    # -- state ------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1200, 760)
+        page = self.settings.value("window/page", 0, type=int)
+        self.sidebar.setCurrentRow(page if 0 <= page < len(self.pages) else 0)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/page", self.sidebar.currentRow())
+        self.context.tasks.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,149 @@
+"""The main window, its task runner and the Fleet page, driven as a user would (offscreen)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+from app.core.errors import InvalidInput
+from app.core.models import Role
+from app.core.progress import Progress
+from app.core.project import Project
+from app.core.users import actor_named, add_user
+from app.fleet.registry import DeviceRegistry
+from app.fleet.discovery import Sighting
+from app.ui.main_window import MainWindow
+from app.ui.pages.base import PageContext
+from app.ui.pages.fleet import FleetPage
+from app.ui.sign_in import SignInDialog
+from app.ui.tasks import TaskRunner
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> QSettings:
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def runner(qtbot) -> Iterator[TaskRunner]:  # type: ignore[no-untyped-def]
+    tasks = TaskRunner()
+    yield tasks
+    tasks.shutdown()
+
+
+def test_a_task_reports_progress_and_its_result_on_the_main_thread(qtbot, runner) -> None:  # type: ignore[no-untyped-def]
+    seen: list[tuple[str, object]] = []
+
+    def work(progress, cancel):  # type: ignore[no-untyped-def]
+        for i in range(3):
+            progress(Progress("count", i + 1, 3, f"step {i + 1}"))
+        return threading.current_thread().name
+
+    task = runner.run("Counting", work)
+    task.progressed.connect(lambda p: seen.append((threading.current_thread().name, p.done)))
+    with qtbot.waitSignal(task.succeeded, timeout=5000) as result:
+        pass
+    assert result.args[0].startswith("ui-db")  # the work ran on the database lane
+    qtbot.waitUntil(lambda: len(seen) == 3)
+    assert {name for name, _ in seen} == {"MainThread"}
+
+
+def test_cancel_stops_the_work_and_errors_become_messages(qtbot, runner) -> None:  # type: ignore[no-untyped-def]
+    started = threading.Event()
+
+    def endless(progress, cancel):  # type: ignore[no-untyped-def]
+        started.set()
+        while True:
+            cancel.check()
+            cancel.wait(0.01)
+
+    task = runner.run("Waiting forever", endless)
+    qtbot.waitUntil(started.is_set, timeout=5000)
+    with qtbot.waitSignal(task.cancelled, timeout=5000):
+        task.cancel()
+
+    def refused(progress, cancel):  # type: ignore[no-untyped-def]
+        raise InvalidInput("model edge-9 does not exist; `edgeloop models list` shows them")
+
+    bad = runner.run("Gate", refused)
+    with qtbot.waitSignal(bad.failed, timeout=5000) as failure:
+        pass
+    assert failure.args[0].startswith("model edge-9 does not exist")
+
+    def broken(progress, cancel):  # type: ignore[no-untyped-def]
+        raise ZeroDivisionError("division by zero")
+
+    worse = runner.run("Report", broken)
+    with qtbot.waitSignal(worse.failed, timeout=5000) as failure:
+        pass
+    assert "Report failed unexpectedly: ZeroDivisionError" in failure.args[0]
+
+
+def _window(qtbot, project: Project, runner: TaskRunner, settings: QSettings,  # type: ignore[no-untyped-def]
+            actor_name: str = "admin", errors: list | None = None) -> MainWindow:
+    context = PageContext(project, actor_named(project.db, actor_name), runner)
+    window = MainWindow(context, [FleetPage], settings=settings,
+                        show_error=lambda title, message: (errors if errors is not None
+                                                           else []).append((title, message)))
+    qtbot.addWidget(window)
+    return window
+
+
+def test_the_fleet_page_lists_devices_and_a_failed_pull_is_a_dialog(  # type: ignore[no-untyped-def]
+        qtbot, sqlite_project: Project, runner, settings, clock) -> None:
+    p = sqlite_project
+    DeviceRegistry(p.db, p.audit, clock).record(Sighting(
+        uid="line-3-cam", name="Line 3 camera", address="127.0.0.1", ssh_port=2222,
+        agent_version="0.9", model_version="edge-1", hardware="sim", seen_at=clock()))
+    errors: list = []
+    window = _window(qtbot, p, runner, settings, errors=errors)
+    window.show()
+    page = window.page("Fleet")
+    assert isinstance(page, FleetPage)
+    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=5000)
+    index = page.model.index(0, 0)
+    assert page.model.data(index, Qt.ItemDataRole.DisplayRole) == "line-3-cam"
+    assert page.model.data(page.model.index(0, 2)) == "discovered"
+    # No device is enrolled: the pull finishes with nothing to do, and re-enables the button.
+    qtbot.mouseClick(page.pull_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.pull_button.isEnabled(), timeout=10000)
+    assert errors == []
+
+
+def test_a_role_that_may_not_pull_finds_the_button_disabled(  # type: ignore[no-untyped-def]
+        qtbot, sqlite_project: Project, runner, settings) -> None:
+    p = sqlite_project
+    add_user(p.db, p.audit, actor_named(p.db, "admin"), "ann", Role.ANNOTATOR)
+    window = _window(qtbot, p, runner, settings, actor_name="ann")
+    page = window.page("Fleet")
+    assert not page.pull_button.isEnabled()
+    assert "may not" in page.pull_button.toolTip()
+    assert "ann (annotator)" in window.windowTitle()
+
+
+def test_the_window_remembers_its_geometry_and_page(  # type: ignore[no-untyped-def]
+        qtbot, sqlite_project: Project, runner, settings) -> None:
+    window = _window(qtbot, sqlite_project, runner, settings)
+    window.resize(700, 500)  # the offscreen screen is 800 x 600
+    window.close()
+    again = _window(qtbot, sqlite_project, TaskRunner(), settings)
+    assert (again.width(), again.height()) == (700, 500)
+    again.context.tasks.shutdown()
+
+
+def test_sign_in_checks_the_password(qtbot, sqlite_project: Project) -> None:  # type: ignore[no-untyped-def]
+    p = sqlite_project
+    add_user(p.db, p.audit, actor_named(p.db, "admin"), "eng", Role.ENGINEER, password="s3cret-pw")
+    dialog = SignInDialog(p, "eng")
+    qtbot.addWidget(dialog)
+    dialog.password.setText("wrong")
+    dialog.try_sign_in()
+    assert dialog.actor is None and "wrong password" in dialog.error.text()
+    assert dialog.password.text() == ""
+    dialog.password.setText("s3cret-pw")
+    dialog.try_sign_in()
+    assert dialog.actor is not None and dialog.actor.role is Role.ENGINEER
