@@ -11,6 +11,7 @@ from app.cli.data_cmds import blobs_app, retention_app
 from app.cli.dataset_cmds import dataset_app, train
 from app.cli.devices_cmds import devices_app
 from app.cli.fleet_cmds import deploy, pull, releases_app, rollout_app
+from app.cli.gui_cmd import gui
 from app.cli.loop_cmds import demo, drift_app, loop_app, observe, observer_app
 from app.cli.models_cmds import compress, evaluate, models_app, prune
 from app.cli.project_cmds import info, init
@@ -41,6 +42,7 @@ cli.add_typer(observer_app, name="observer")
 cli.add_typer(drift_app, name="drift")
 cli.add_typer(loop_app, name="loop")
 cli.command()(demo)
+cli.command()(gui)
 cli.add_typer(releases_app, name="releases")
 cli.add_typer(rollout_app, name="rollout")
 cli.add_typer(users_app, name="users")

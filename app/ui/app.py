@@ -1,0 +1,69 @@
+"""Starting the desktop app: a QApplication on a qasync event loop, sign-in, the main window."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from app.core.errors import InvalidInput
+from app.core.project import open_project
+from app.core.roles import Actor
+from app.core.users import actor_named, list_users
+
+
+
+def display_available() -> bool:
+    """Whether Qt has somewhere to draw: an X or Wayland display, or an explicit platform."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                or os.environ.get("QT_QPA_PLATFORM"))
+
+
+def run_gui(project_path: Path, *, user: str | None = None, db_url: str | None = None) -> int:
+    """Open the project, sign in, and run the window until it closes; the exit status."""
+    if not display_available():
+        raise InvalidInput("no display to open the app on (DISPLAY is not set); run it on a "
+                           "desktop, under Xvfb, or use `edgeloop demo --headless`")
+    import qasync
+    from PySide6.QtWidgets import QApplication, QDialog
+
+    from app.ui.main_window import MainWindow
+    from app.ui.pages.audit import AuditPage
+    from app.ui.pages.base import PageContext
+    from app.ui.pages.fleet import FleetPage
+    from app.ui.sign_in import SignInDialog
+    from app.ui.tasks import TaskRunner
+
+    app = QApplication.instance() or QApplication(sys.argv)
+    app.setOrganizationName("EdgeLoop")
+    app.setApplicationName("EdgeLoop")
+    project = open_project(project_path, db_url=db_url)
+    try:
+        actor = _passwordless(project, user)
+        if actor is None:
+            dialog = SignInDialog(project, user or "")
+            if dialog.exec() != QDialog.DialogCode.Accepted or dialog.actor is None:
+                return 1
+            actor = dialog.actor
+        loop = qasync.QEventLoop(app)
+        asyncio.set_event_loop(loop)
+        window = MainWindow(PageContext(project, actor, TaskRunner()), [FleetPage, AuditPage])
+        window.show()
+        app.lastWindowClosed.connect(loop.stop)
+        with loop:
+            loop.run_forever()
+        return 0
+    finally:
+        project.close()
+
+
+def _passwordless(project, user: str | None) -> Actor | None:  # type: ignore[no-untyped-def]
+    """A named user without a password signs in as on the command line (same trust: the
+    person at this workstation's account); anyone else goes through the dialog."""
+    if user is None:
+        return None
+    match = next((u for u in list_users(project.db) if u.name == user), None)
+    if match is None:
+        raise InvalidInput(f"no user {user!r} in this project; `edgeloop users list` shows them")
+    return actor_named(project.db, user) if match.password_hash is None else None
