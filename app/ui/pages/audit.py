@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 from app.core.audit import event_record, write_csv
 from app.core.fsutil import atomic_write_text
 from app.core.roles import Permission, authorize
-from app.ui.pages.base import Page, PageContext
+from app.ui.pages.base import Page, PageContext, configure_table
 
 COLUMNS = ("#", "When (UTC)", "Actor", "Action", "Object", "Details")
 SHOWN = 5000  # newest events shown; the export has them all
@@ -82,7 +82,7 @@ class AuditPage(Page):
         self.model = EventTableModel()
         self.table = QTableView()
         self.table.setModel(self.model)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        configure_table(self.table, (60, 150, 110, 170, 200))
         for box in (self.actor_filter, self.action_filter):
             box.returnPressed.connect(self.refresh)
         self.export_button.clicked.connect(self.export)

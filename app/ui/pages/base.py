@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QTableView, QWidget
 
 from app.core.project import Project
 from app.core.roles import Actor
@@ -31,3 +32,14 @@ class Page(QWidget):
 
     def refresh(self) -> None:
         """Reload the page's data; the default shows nothing new."""
+
+
+def configure_table(table: QTableView, widths: Sequence[int]) -> None:
+    """One line per row (no wrapping), the given column widths, the last column stretched."""
+    table.setWordWrap(False)
+    table.verticalHeader().setVisible(False)
+    table.verticalHeader().setDefaultSectionSize(24)
+    table.horizontalHeader().setStretchLastSection(True)
+    table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+    for column, width in enumerate(widths):
+        table.setColumnWidth(column, width)

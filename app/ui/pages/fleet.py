@@ -11,7 +11,7 @@ from app.core.roles import Permission
 from app.fleet.context import FleetContext
 from app.fleet.pull import pull_devices
 from app.fleet.summaries import DeviceRow, device_rows
-from app.ui.pages.base import Page, PageContext
+from app.ui.pages.base import Page, PageContext, configure_table
 
 COLUMNS = ("Device", "Name", "Enrollment", "Health", "Model", "Address", "Last seen",
            "Captures", "Quarantined")
@@ -63,7 +63,7 @@ class FleetPage(Page):
         self.model = DeviceTableModel()
         self.table = QTableView()
         self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        configure_table(self.table, (110, 170, 100, 90, 90, 150, 150, 80))
         self.refresh_button = QPushButton("Refresh")
         self.pull_button = QPushButton("Pull captures")
         self.pull_button.setEnabled(context.actor.may(Permission.PULL))
