@@ -31,6 +31,7 @@ def run_gui(project_path: Path, *, user: str | None = None, db_url: str | None =
     from app.ui.main_window import MainWindow
     from app.ui.pages.audit import AuditPage
     from app.ui.pages.base import PageContext
+    from app.ui.pages.datasets import DatasetsPage
     from app.ui.pages.fleet import FleetPage
     from app.ui.sign_in import SignInDialog
     from app.ui.tasks import TaskRunner
@@ -48,7 +49,7 @@ def run_gui(project_path: Path, *, user: str | None = None, db_url: str | None =
             actor = dialog.actor
         loop = qasync.QEventLoop(app)
         asyncio.set_event_loop(loop)
-        window = MainWindow(PageContext(project, actor, TaskRunner()), [FleetPage, AuditPage])
+        window = MainWindow(PageContext(project, actor, TaskRunner()), [FleetPage, DatasetsPage, AuditPage])
         window.show()
         app.lastWindowClosed.connect(loop.stop)
         with loop:

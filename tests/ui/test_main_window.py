@@ -147,3 +147,34 @@ def test_sign_in_checks_the_password(qtbot, sqlite_project: Project) -> None:  #
     dialog.password.setText("s3cret-pw")
     dialog.try_sign_in()
     assert dialog.actor is not None and dialog.actor.role is Role.ENGINEER
+
+
+def test_the_datasets_page_shows_versions_and_diffs_two(  # type: ignore[no-untyped-def]
+        qtbot, sqlite_project: Project, runner, settings) -> None:
+    from PySide6.QtCore import QItemSelectionModel
+
+    from app.core.dataset_import import import_generated
+    from app.core.datasets import freeze_version
+    from app.ui.pages.datasets import DatasetsPage
+
+    p = sqlite_project
+    admin = actor_named(p.db, "admin")
+    import_generated(p.db, p.blobs, p.audit, admin, 40, seed=1, size=64)
+    freeze_version(p.db, p.audit, admin)
+    import_generated(p.db, p.blobs, p.audit, admin, 10, seed=1, size=64, start_index=40)
+    freeze_version(p.db, p.audit, admin, notes="ten more")
+    page = DatasetsPage(PageContext(p, admin, runner))
+    qtbot.addWidget(page)
+    page.refresh()
+    qtbot.waitUntil(lambda: page.model.rowCount() == 2, timeout=5000)
+    assert page.model.data(page.model.index(0, 0)) == "inspection@2"  # newest first
+    assert page.model.data(page.model.index(0, 3)) == "50"
+    page.diff_selected()
+    assert "exactly two" in page.result.text()
+    selection = page.table.selectionModel()
+    for row in (0, 1):
+        selection.select(page.model.index(row, 0), QItemSelectionModel.SelectionFlag.Select
+                         | QItemSelectionModel.SelectionFlag.Rows)
+    page.diff_selected()
+    qtbot.waitUntil(lambda: "added" in page.result.text(), timeout=5000)
+    assert page.result.text().startswith("inspection@1 -> inspection@2: 10 added, 0 removed")
