@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import select
 
 from app.cli.common import (
     DbOpt, ProjectOpt, UserOpt, acting_user, echo_table, format_time, open_from_cli,
@@ -145,25 +144,18 @@ def models_list(
     user: UserOpt = None,
 ) -> None:
     """Every model version, newest first, with its status and artifacts."""
+    from app.core.model_registry import model_summaries
+
     with open_from_cli(project, db) as p:
         acting_user(p, user)
-        with p.db.read() as session:
-            query = select(ModelVersion).order_by(ModelVersion.created_at.desc(),
-                                                  ModelVersion.id.desc())
-            if kind is not None:
-                query = query.where(ModelVersion.kind == kind)
-            rows = [[m.version, m.kind.value, m.status.value,
-                     _accuracy(m), ",".join(a.format.value for a in m.artifacts),
-                     format_time(m.created_at)] for m in session.scalars(query)]
+        rows = [[m.version, m.kind.value, m.status.value,
+                 "-" if m.test_accuracy is None else f"{m.test_accuracy:.3f}",
+                 ",".join(m.formats), format_time(m.created_at)]
+                for m in model_summaries(p.db, kind)]
     if not rows:
         typer.echo("No model versions yet; `edgeloop train` makes the first candidate.")
         return
     echo_table(["VERSION", "KIND", "STATUS", "TEST ACC", "ARTIFACTS", "CREATED"], rows)
-
-
-def _accuracy(model: ModelVersion) -> str:
-    value = (model.metrics or {}).get("test_accuracy")
-    return f"{value:.3f}" if isinstance(value, (int, float)) and value == value else "-"
 
 
 @models_app.command("show")

@@ -33,6 +33,7 @@ def run_gui(project_path: Path, *, user: str | None = None, db_url: str | None =
     from app.ui.pages.base import PageContext
     from app.ui.pages.datasets import DatasetsPage
     from app.ui.pages.fleet import FleetPage
+    from app.ui.pages.models import ModelsPage
     from app.ui.sign_in import SignInDialog
     from app.ui.tasks import TaskRunner
 
@@ -49,7 +50,7 @@ def run_gui(project_path: Path, *, user: str | None = None, db_url: str | None =
             actor = dialog.actor
         loop = qasync.QEventLoop(app)
         asyncio.set_event_loop(loop)
-        window = MainWindow(PageContext(project, actor, TaskRunner()), [FleetPage, DatasetsPage, AuditPage])
+        window = MainWindow(PageContext(project, actor, TaskRunner()), [FleetPage, DatasetsPage, ModelsPage, AuditPage])
         window.show()
         app.lastWindowClosed.connect(loop.stop)
         with loop:

@@ -178,3 +178,42 @@ def test_the_datasets_page_shows_versions_and_diffs_two(  # type: ignore[no-unty
     page.diff_selected()
     qtbot.waitUntil(lambda: "added" in page.result.text(), timeout=5000)
     assert page.result.text().startswith("inspection@1 -> inspection@2: 10 added, 0 removed")
+
+
+def test_the_models_page_shows_a_candidate_and_refuses_to_approve_it_ungated(  # type: ignore[no-untyped-def]
+        qtbot, sqlite_project: Project, runner) -> None:
+    from app.core.augment import AugmentConfig
+    from app.core.dataset_import import import_generated
+    from app.core.datasets import freeze_version
+    from app.core.train_service import TrainRequest, train_model
+    from app.core.training import TrainConfig
+    from app.ui.pages.models import ModelsPage
+
+    p = sqlite_project
+    admin = actor_named(p.db, "admin")
+    import_generated(p.db, p.blobs, p.audit, admin, 60, seed=1, size=64)
+    freeze_version(p.db, p.audit, admin)
+    train_model(p.db, p.blobs, p.audit, admin, TrainRequest(
+        size=64, width=0.5, config=TrainConfig(epochs=1, augment=AugmentConfig.preset("none"))),
+        runs_dir=p.root / "runs")
+    page = ModelsPage(PageContext(p, admin, runner))
+    qtbot.addWidget(page)
+    page.refresh()
+    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=5000)
+    assert not page.approve_button.isEnabled()  # nothing selected yet
+    page.table.selectRow(0)
+    assert page.details.toPlainText().startswith("edge-1 (edge): candidate")
+    assert "Gate: not run yet." in page.details.toPlainText()
+    assert page.approve_button.isEnabled()
+    qtbot.mouseClick(page.approve_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "gate_passed" in page.status.text(), timeout=10000)
+    assert "edgeloop models gate" in page.status.text()
+
+    add_user(p.db, p.audit, admin, "ann", Role.ANNOTATOR)
+    viewer = ModelsPage(PageContext(p, actor_named(p.db, "ann"), runner))
+    qtbot.addWidget(viewer)
+    viewer.refresh()
+    qtbot.waitUntil(lambda: viewer.model.rowCount() == 1, timeout=5000)
+    viewer.table.selectRow(0)
+    assert not viewer.approve_button.isEnabled()
+    assert "may not approve" in viewer.approve_button.toolTip()
