@@ -78,7 +78,7 @@ class DatasetsPage(Page):
         bar.addWidget(self.result, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
-        layout.addWidget(self.table)
+        layout.addWidget(self.table, 1)
 
     def refresh(self) -> None:
         db = self.context.project.db

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.model_registry import ModelSummary, model_summaries
+from app.core.models import ModelKind
 from app.core.roles import Permission
 from app.fleet.approval import approve_model
 from app.fleet.context import FleetContext
@@ -99,7 +100,7 @@ class ModelsPage(Page):
         split.setSizes([640, 420])
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
-        layout.addWidget(split)
+        layout.addWidget(split, 1)
 
     def refresh(self) -> None:
         db = self.context.project.db
@@ -114,8 +115,9 @@ class ModelsPage(Page):
     def _selected(self, current: QModelIndex, _previous: QModelIndex) -> None:
         model = self.selected()
         self.details.setPlainText(describe(model) if model else "")
-        self.approve_button.setEnabled(model is not None and
-                                       self.context.actor.may(Permission.APPROVE_MODEL))
+        # Observers are not shipped to devices: nothing to approve.
+        self.approve_button.setEnabled(model is not None and model.kind is ModelKind.EDGE
+                                       and self.context.actor.may(Permission.APPROVE_MODEL))
 
     def approve_selected(self) -> None:
         model = self.selected()
