@@ -213,7 +213,25 @@ def _finish_if_done(ctx: FleetContext, actor: Actor, rollout_id: int) -> Rollout
             model.status = ModelStatus.DEPLOYED
             ctx.audit.append(session, actor=actor.name, action="rollout.complete",
                              object_type="rollout", object_id=rollout_id)
+            _retire_replaced(ctx, session, actor, model)
         return rollout.state
+
+
+def _retire_replaced(ctx: FleetContext, session, actor: Actor, model: ModelVersion) -> None:  # type: ignore[no-untyped-def]
+    """Earlier DEPLOYED versions of the same kind that no device runs any more are RETIRED
+    (a version some device still runs, say one that was offline, stays DEPLOYED)."""
+    running = set(session.scalars(select(Device.model_version).where(
+        Device.model_version.is_not(None))))
+    for old in session.scalars(select(ModelVersion).where(
+            ModelVersion.kind == model.kind, ModelVersion.status == ModelStatus.DEPLOYED,
+            ModelVersion.id != model.id)):
+        if old.version not in running:
+            old.status = ModelStatus.RETIRED
+            ctx.audit.append(session, actor=actor.name, action="model.retire",
+                             object_type="model_version", object_id=old.version,
+                             before={"status": ModelStatus.DEPLOYED.value},
+                             after={"status": ModelStatus.RETIRED.value,
+                                    "replaced_by": model.version})
 
 
 def _deploy_many(ctx: FleetContext, actor: Actor, release: StoredRelease,

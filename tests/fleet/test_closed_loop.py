@@ -72,8 +72,11 @@ def test_every_step_is_recorded_and_audited(loop: tuple[DemoResult, Path]) -> No
                 ReviewItem.resolved_at.is_not(None)))
             alerts = session.scalar(select(func.count()).select_from(AuditEvent).where(
                 AuditEvent.action == "drift.alert"))
+            retired = session.scalar(select(func.count()).select_from(AuditEvent).where(
+                AuditEvent.action == "model.retire", AuditEvent.object_id == "edge-1"))
             chain = project.audit.verify(session)
         assert steps == 9 and reviewed > 0 and alerts > 0
+        assert retired == 1  # no device runs release 1 any more
         assert chain.ok, chain
     finally:
         project.close()
