@@ -43,7 +43,7 @@ def observe(
 ) -> None:
     """Run the observer over new captures and queue the ones people should review.
     Ctrl-C stops; what was observed so far is kept."""
-    from app.core.observer import active_observer, observe_captures
+    from app.core.observer import observe_captures
     from app.core.review_queue import mine_disagreements
 
     with open_from_cli(project, db) as p, long_work(
@@ -51,8 +51,8 @@ def observe(
         actor = acting_user(p, user)
         outcome = observe_captures(p.db, p.blobs, p.audit, actor, observer=observer,
                                    batch_size=batch, limit=limit, progress=line, cancel=cancel)
-        info = active_observer(p.db, outcome.observer)
-        mined = mine_disagreements(p.db, p.audit, actor, info.id, low_confidence=low_confidence,
+        mined = mine_disagreements(p.db, p.audit, actor, outcome.observer_id,
+                                   low_confidence=low_confidence,
                                    spot_check_share=spot_check, clock=p.clock)
     typer.echo(f"{outcome.observer}: {outcome.observed} captures observed in "
                f"{outcome.seconds:.1f} s ({outcome.images_per_second:.0f} images/s)"

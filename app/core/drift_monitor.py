@@ -43,7 +43,7 @@ from app.core.models import (
     Annotation, ArtifactFormat, Capture, CaptureReason, Device, DeviceDriftHour, DriftBaseline,
     DriftMeasurement, ModelKind, ModelStatus, ModelVersion, Observation, TrainingRun, utcnow,
 )
-from app.core.observer import active_observer, embeddings_of, load_observer
+from app.core.observer import active_observer, embeddings_of, load_observer, softmax
 from app.core.progress import CancelToken, Progress, ProgressFn, no_progress
 from app.core.roles import Actor, Permission, authorize
 from app.fleet.agent.drift_stats import BINS, RANGES, image_statistics
@@ -116,7 +116,7 @@ def build_baseline(
         path = unpack_artifact(blobs, edge_info.artifact(fmt), Path(scratch) / "edge")
         runner = load_runner(fmt.value, path, spec=edge_info.input_spec, labels=edge_info.labels)
         logits = np.concatenate([runner(images[i:i + 64]) for i in range(0, len(images), 64)])
-        confidence = _softmax(logits).max(axis=1)
+        confidence = softmax(logits).max(axis=1)
         histograms["confidence"] = histogram(confidence, *RANGES["confidence"], BINS).tolist()
         cancel.check()
         progress(Progress("baseline", 2, 3, f"observer {observer_info.version} embeddings"))
@@ -148,11 +148,6 @@ def _edge_format(info: ModelInfo) -> ArtifactFormat:
         if fmt in info.artifacts:
             return fmt
     raise InvalidInput(f"model {info.version} has no artifact to run for a baseline")
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:

@@ -280,6 +280,7 @@ class ObserveOutcome:
     """What a run of the observer did."""
 
     observer: str
+    observer_id: int
     observed: int
     unreadable: int
     seconds: float
@@ -320,7 +321,7 @@ def observe_captures(
     started = time.perf_counter()
     done = unreadable = 0
     if total == 0:
-        return ObserveOutcome(info.version, 0, 0, 0.0)
+        return ObserveOutcome(info.version, info.id, 0, 0, 0.0)
     info = ensure_onnx(db, blobs, audit, actor, info)
     with tempfile.TemporaryDirectory(prefix="edgeloop-observer-") as scratch, \
             ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1),
@@ -341,7 +342,7 @@ def observe_captures(
             progress(Progress("observe", done + unreadable, total,
                               f"{done} captures observed by {info.version}"))
     seconds = time.perf_counter() - started
-    outcome = ObserveOutcome(info.version, done, unreadable, seconds)
+    outcome = ObserveOutcome(info.version, info.id, done, unreadable, seconds)
     with db.write() as session:
         audit.append(session, actor=actor.name, action="observer.run", object_type="model_version",
                      object_id=info.version,

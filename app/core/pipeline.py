@@ -133,7 +133,7 @@ class PipelineRunner:
         by_name = {s.name: s for s in self.steps}
         while True:
             with self.db.write() as session:
-                run = self._run(session, run_id)
+                run = _get_run(session, run_id)
                 if run.state not in UNFINISHED:
                     return run.state
                 step = session.scalar(select(PipelineStep).where(
@@ -176,7 +176,7 @@ class PipelineRunner:
     def cancel(self, run_id: int, reason: str) -> None:
         """Stop a run; its finished steps stay recorded."""
         with self.db.write() as session:
-            run = self._run(session, run_id)
+            run = _get_run(session, run_id)
             if run.state in UNFINISHED:
                 for step in session.scalars(select(PipelineStep).where(
                         PipelineStep.run_id == run_id, PipelineStep.state.in_(UNFINISHED))):
@@ -189,20 +189,13 @@ class PipelineRunner:
     # -- internals -------------------------------------------------------------------------------
     def _remember(self, run_id: int, context: dict[str, Any]) -> None:
         with self.db.write() as session:
-            run = self._run(session, run_id)
+            run = _get_run(session, run_id)
             run.context = {**run.context, **context}
-
-    @staticmethod
-    def _run(session: Any, run_id: int) -> PipelineRun:
-        run = session.get(PipelineRun, run_id)
-        if run is None:
-            raise InvalidInput(f"no pipeline run {run_id}; `edgeloop loop status` lists them")
-        return run
 
     def _record(self, run_id: int, name: str, state: PipelineState, summary: dict[str, Any],
                 context: dict[str, Any], error: str | None, seconds: float) -> None:
         with self.db.write() as session:
-            run = self._run(session, run_id)
+            run = _get_run(session, run_id)
             step = session.scalar(select(PipelineStep).where(PipelineStep.run_id == run_id,
                                                              PipelineStep.name == name))
             step.state, step.error = state, error
@@ -228,10 +221,17 @@ class PipelineRunner:
                           after={"error": error})
 
 
+def _get_run(session: Any, run_id: int) -> PipelineRun:
+    run = session.get(PipelineRun, run_id)
+    if run is None:
+        raise InvalidInput(f"no pipeline run {run_id}; `edgeloop loop status` lists them")
+    return run
+
+
 def view_run(db: Database, run_id: int) -> RunView:
     """A run and its steps, detached from the session."""
     with db.read() as session:
-        run = PipelineRunner._run(session, run_id)
+        run = _get_run(session, run_id)
         steps = list(session.scalars(select(PipelineStep).where(PipelineStep.run_id == run_id)
                                      .order_by(PipelineStep.position)))
         return RunView(run.id, run.trigger, run.reason, run.state, dict(run.context), run.error,

@@ -38,7 +38,8 @@ from app.core.drift_monitor import DriftReport, DriftSettings, build_baseline, m
 from app.core.gate import GateBudget, run_gate
 from app.core.model_store import find_model
 from app.core.models import (
-    AnnotationSource, Capture, CaptureReason, ModelKind, ModelStatus, ReviewItem, Role,
+    AnnotationSource, Capture, CaptureReason, LabelClass, ModelKind, ModelStatus, ReviewItem,
+    Role,
 )
 from app.core.pipeline import PipelineRunner, view_run
 from app.core.progress import CancelToken, Progress, ProgressFn, no_progress
@@ -304,8 +305,6 @@ class ClosedLoopDemo:
                   scenario: str) -> tuple[float | None, int]:
         """Share of random captures since ``since`` by ``model`` under ``scenario`` whose edge
         prediction is the ground truth."""
-        from app.core.models import LabelClass
-
         with ctx.db.read() as session:
             names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
             rows = session.execute(select(Capture.edge_class_id, Capture.device_meta).where(

@@ -19,7 +19,7 @@ from app.core.datasets import freeze_version
 from app.core.gate import GateBudget, run_gate
 from app.core.model_store import deployed_model, find_model
 from app.core.models import ArtifactFormat, ModelKind, ModelStatus, PipelineState, RolloutState
-from app.core.observer import active_observer, observe_captures
+from app.core.observer import observe_captures
 from app.core.pipeline import Step, StepCall, StepFailed, StepResult
 from app.core.review_queue import mine_disagreements, open_count
 from app.core.roles import Actor
@@ -90,8 +90,7 @@ class _Steps:
         c = self.ctx
         outcome = observe_captures(c.db, c.blobs, c.audit, self.actor, progress=call.progress,
                                    cancel=call.cancel)
-        observer = active_observer(c.db, outcome.observer)
-        mined = mine_disagreements(c.db, c.audit, self.actor, observer.id,
+        mined = mine_disagreements(c.db, c.audit, self.actor, outcome.observer_id,
                                    low_confidence=self.settings.low_confidence,
                                    spot_check_share=self.settings.spot_check_share, clock=c.clock)
         return StepResult(summary={"observed": outcome.observed, "unreadable": outcome.unreadable,

@@ -44,11 +44,6 @@ class Task(QObject):
         self.title = title
         self.cancel_token = CancelToken()
         self.future: Future[Any] | None = None
-        self.last: Progress | None = None
-        self.progressed.connect(self._remember)
-
-    def _remember(self, step: Progress) -> None:
-        self.last = step
 
     def cancel(self) -> None:
         """Ask the work to stop at its next check."""

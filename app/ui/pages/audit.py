@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtWidgets import (
     QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QTableView, QVBoxLayout,
 )
@@ -15,45 +14,18 @@ from PySide6.QtWidgets import (
 from app.core.audit import event_record, write_csv
 from app.core.fsutil import atomic_write_text
 from app.core.roles import Permission, authorize
-from app.ui.pages.base import Page, PageContext, configure_table
+from app.ui.pages.base import Page, PageContext, RowsTableModel, configure_table
 
 COLUMNS = ("#", "When (UTC)", "Actor", "Action", "Object", "Details")
 SHOWN = 5000  # newest events shown; the export has them all
 PathChooser = Callable[[], Path | None]
 
 
-class EventTableModel(QAbstractTableModel):
-    """Audit events as rows (plain records, detached from the session)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[dict[str, Any]] = []
-
-    def set_rows(self, rows: list[dict[str, Any]]) -> None:
-        self.beginResetModel()
-        self.rows = rows
-        self.endResetModel()
-
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt's name)
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
-            return None
-        r = self.rows[index.row()]
-        details = json.dumps(r["after"], sort_keys=True)[:200] if r["after"] else ""
-        values = (r["seq"], r["at"][:19].replace("T", " "), r["actor"], r["action"],
-                  f"{r['object_type']} {r['object_id']}", details)
-        return str(values[index.column()])
+def event_cells(r: dict[str, Any]) -> tuple[object, ...]:
+    """An audit event record as the table shows it."""
+    details = json.dumps(r["after"], sort_keys=True)[:200] if r["after"] else ""
+    return (r["seq"], r["at"][:19].replace("T", " "), r["actor"], r["action"],
+            f"{r['object_type']} {r['object_id']}", details)
 
 
 def _save_dialog(parent: Page) -> PathChooser:
@@ -79,7 +51,7 @@ class AuditPage(Page):
         self.count = QLabel("")
         self.export_button = QPushButton("Export CSV...")
         self.export_button.setEnabled(context.actor.may(Permission.EXPORT_AUDIT))
-        self.model = EventTableModel()
+        self.model: RowsTableModel[dict[str, Any]] = RowsTableModel(COLUMNS, event_cells)
         self.table = QTableView()
         self.table.setModel(self.model)
         configure_table(self.table, (60, 150, 110, 170, 200))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtWidgets import QTableView, QWidget
 
 from app.core.project import Project
@@ -32,6 +34,45 @@ class Page(QWidget):
 
     def refresh(self) -> None:
         """Reload the page's data; the default shows nothing new."""
+
+
+Row = TypeVar("Row")
+
+
+class RowsTableModel(QAbstractTableModel, Generic[Row]):
+    """A read-only table of plain rows: ``cells(row)`` gives a row's values in column order.
+
+    The pages' tables hold at most a few thousand detached rows (devices, versions, models,
+    the newest audit events), replaced whole on each refresh.
+    """
+
+    def __init__(self, columns: Sequence[str], cells: Callable[[Row], Sequence[object]]) -> None:
+        super().__init__()
+        self.columns = tuple(columns)
+        self.cells = cells
+        self.rows: list[Row] = []
+
+    def set_rows(self, rows: list[Row]) -> None:
+        self.beginResetModel()
+        self.rows = rows
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt's name)
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.columns)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.columns[section]
+        return None
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
+            return None
+        return str(self.cells(self.rows[index.row()])[index.column()])
 
 
 def configure_table(table: QTableView, widths: Sequence[int]) -> None:

@@ -2,51 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTableView, QVBoxLayout
 
 from app.core.datasets import VersionDiff, VersionSummary, diff_versions, list_versions
-from app.ui.pages.base import Page, PageContext, configure_table
+from app.ui.pages.base import Page, PageContext, RowsTableModel, configure_table
 
 COLUMNS = ("Version", "Frozen (UTC)", "By", "Samples", "Train / val / test", "Per class", "Notes")
 
 
-class VersionTableModel(QAbstractTableModel):
-    """Dataset versions, newest first."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[VersionSummary] = []
-
-    def set_rows(self, rows: list[VersionSummary]) -> None:
-        self.beginResetModel()
-        self.rows = sorted(rows, key=lambda v: (v.dataset, -v.number))
-        self.endResetModel()
-
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt's name)
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
-            return None
-        v = self.rows[index.row()]
-        splits = v.by_split
-        values = (v.ref, v.frozen_at.strftime("%Y-%m-%d %H:%M") if v.frozen_at else "-",
-                  v.created_by or "-", v.total,
-                  " / ".join(str(splits.get(s, 0)) for s in ("train", "val", "test")),
-                  ", ".join(f"{name} {n}" for name, n in sorted(v.by_class.items())), v.notes)
-        return str(values[index.column()])
+def version_cells(v: VersionSummary) -> tuple[object, ...]:
+    """A dataset version as the table shows it."""
+    splits = v.by_split
+    return (v.ref, v.frozen_at.strftime("%Y-%m-%d %H:%M") if v.frozen_at else "-",
+            v.created_by or "-", v.total,
+            " / ".join(str(splits.get(s, 0)) for s in ("train", "val", "test")),
+            ", ".join(f"{name} {n}" for name, n in sorted(v.by_class.items())), v.notes)
 
 
 def describe_diff(diff: VersionDiff) -> str:
@@ -64,7 +34,7 @@ class DatasetsPage(Page):
 
     def __init__(self, context: PageContext) -> None:
         super().__init__(context)
-        self.model = VersionTableModel()
+        self.model: RowsTableModel[VersionSummary] = RowsTableModel(COLUMNS, version_cells)
         self.table = QTableView()
         self.table.setModel(self.model)
         configure_table(self.table, (120, 130, 90, 70, 130, 380))
@@ -84,7 +54,9 @@ class DatasetsPage(Page):
         db = self.context.project.db
         task = self.context.tasks.run("Loading dataset versions",
                                       lambda progress, cancel: list_versions(db))
-        task.succeeded.connect(self.model.set_rows)
+        # Newest first within each dataset.
+        task.succeeded.connect(lambda rows: self.model.set_rows(
+            sorted(rows, key=lambda v: (v.dataset, -v.number))))
 
     def diff_selected(self) -> None:
         rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})

@@ -2,55 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QTableView, QVBoxLayout
 
 from app.core.roles import Permission
 from app.fleet.context import FleetContext
 from app.fleet.pull import pull_devices
 from app.fleet.summaries import DeviceRow, device_rows
-from app.ui.pages.base import Page, PageContext, configure_table
+from app.ui.pages.base import Page, PageContext, RowsTableModel, configure_table
 
 COLUMNS = ("Device", "Name", "Enrollment", "Health", "Model", "Address", "Last seen",
            "Captures", "Quarantined")
 
 
-class DeviceTableModel(QAbstractTableModel):
-    """The device rows as a table (a fleet is at most a few hundred rows)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[DeviceRow] = []
-
-    def set_rows(self, rows: list[DeviceRow]) -> None:
-        self.beginResetModel()
-        self.rows = rows
-        self.endResetModel()
-
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt's name)
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
-            return None
-        row = self.rows[index.row()]
-        values = (row.uid, row.name, row.enrollment.value, row.health.value,
-                  row.model_version or "-",
-                  f"{row.address}:{row.port}" if row.address else "-",
-                  row.last_seen.strftime("%Y-%m-%d %H:%M:%S") if row.last_seen else "-",
-                  row.captures, row.quarantined)
-        return str(values[index.column()])
+def device_cells(row: DeviceRow) -> tuple[object, ...]:
+    """A device as the table shows it."""
+    return (row.uid, row.name, row.enrollment.value, row.health.value, row.model_version or "-",
+            f"{row.address}:{row.port}" if row.address else "-",
+            row.last_seen.strftime("%Y-%m-%d %H:%M:%S") if row.last_seen else "-",
+            row.captures, row.quarantined)
 
 
 class FleetPage(Page):
@@ -60,7 +29,7 @@ class FleetPage(Page):
 
     def __init__(self, context: PageContext) -> None:
         super().__init__(context)
-        self.model = DeviceTableModel()
+        self.model: RowsTableModel[DeviceRow] = RowsTableModel(COLUMNS, device_cells)
         self.table = QTableView()
         self.table.setModel(self.model)
         configure_table(self.table, (110, 170, 100, 90, 90, 150, 150, 80))

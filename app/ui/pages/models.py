@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtCore import QModelIndex
 from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSplitter, QTableView, QVBoxLayout,
 )
@@ -15,43 +14,16 @@ from app.core.models import ModelKind
 from app.core.roles import Permission
 from app.fleet.approval import approve_model
 from app.fleet.context import FleetContext
-from app.ui.pages.base import Page, PageContext, configure_table
+from app.ui.pages.base import Page, PageContext, RowsTableModel, configure_table
 
 COLUMNS = ("Version", "Kind", "Status", "Test accuracy", "Artifacts", "Created (UTC)")
 
 
-class ModelTableModel(QAbstractTableModel):
-    """Model versions, newest first."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[ModelSummary] = []
-
-    def set_rows(self, rows: list[ModelSummary]) -> None:
-        self.beginResetModel()
-        self.rows = rows
-        self.endResetModel()
-
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt's name)
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
-            return None
-        m = self.rows[index.row()]
-        values = (m.version, m.kind.value, m.status.value,
-                  "-" if m.test_accuracy is None else f"{m.test_accuracy:.3f}",
-                  ", ".join(m.formats), m.created_at.strftime("%Y-%m-%d %H:%M"))
-        return str(values[index.column()])
+def model_cells(m: ModelSummary) -> tuple[object, ...]:
+    """A model version as the table shows it."""
+    return (m.version, m.kind.value, m.status.value,
+            "-" if m.test_accuracy is None else f"{m.test_accuracy:.3f}",
+            ", ".join(m.formats), m.created_at.strftime("%Y-%m-%d %H:%M"))
 
 
 def describe(model: ModelSummary) -> str:
@@ -76,7 +48,7 @@ class ModelsPage(Page):
 
     def __init__(self, context: PageContext) -> None:
         super().__init__(context)
-        self.model = ModelTableModel()
+        self.model: RowsTableModel[ModelSummary] = RowsTableModel(COLUMNS, model_cells)
         self.table = QTableView()
         self.table.setModel(self.model)
         configure_table(self.table, (100, 70, 100, 100, 260))
