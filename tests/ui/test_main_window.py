@@ -23,18 +23,6 @@ from app.ui.sign_in import SignInDialog
 from app.ui.tasks import TaskRunner
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> QSettings:
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def runner(qtbot) -> Iterator[TaskRunner]:  # type: ignore[no-untyped-def]
-    tasks = TaskRunner()
-    yield tasks
-    tasks.shutdown()
-
-
 def test_a_task_reports_progress_and_its_result_on_the_main_thread(qtbot, runner) -> None:  # type: ignore[no-untyped-def]
     seen: list[tuple[str, object]] = []
 
