@@ -13,7 +13,6 @@ from app.core.roles import Actor
 from app.core.users import actor_named, list_users
 
 
-
 def display_available() -> bool:
     """Whether Qt has somewhere to draw: an X or Wayland display, or an explicit platform."""
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
@@ -29,17 +28,16 @@ def run_gui(project_path: Path, *, user: str | None = None, db_url: str | None =
     from PySide6.QtWidgets import QApplication, QDialog
 
     from app.ui.main_window import MainWindow
-    from app.ui.pages.audit import AuditPage
+    from app.ui.pages import default_pages
     from app.ui.pages.base import PageContext
-    from app.ui.pages.datasets import DatasetsPage
-    from app.ui.pages.fleet import FleetPage
-    from app.ui.pages.models import ModelsPage
+    from app.ui.resources import app_icon
     from app.ui.sign_in import SignInDialog
     from app.ui.tasks import TaskRunner
 
     app = QApplication.instance() or QApplication(sys.argv)
     app.setOrganizationName("EdgeLoop")
     app.setApplicationName("EdgeLoop")
+    app.setWindowIcon(app_icon())
     project = open_project(project_path, db_url=db_url)
     try:
         actor = _passwordless(project, user)
@@ -50,7 +48,7 @@ def run_gui(project_path: Path, *, user: str | None = None, db_url: str | None =
             actor = dialog.actor
         loop = qasync.QEventLoop(app)
         asyncio.set_event_loop(loop)
-        window = MainWindow(PageContext(project, actor, TaskRunner()), [FleetPage, DatasetsPage, ModelsPage, AuditPage])
+        window = MainWindow(PageContext(project, actor, TaskRunner()), default_pages())
         window.show()
         app.lastWindowClosed.connect(loop.stop)
         with loop:

@@ -2,23 +2,28 @@
 
 Pages are modules of their own (app/ui/pages); this window only switches between them,
 shows the progress of long work with a Cancel button, turns a task's failure into a dialog
-that says what to do, and keeps its geometry and current page in QSettings.
+that says what to do, and keeps its geometry, current page and theme in QSettings.
+
+Keys: Ctrl+1..9 open the pages in sidebar order, F5 reloads the page shown, Esc cancels the
+running task, Ctrl+Shift+L switches between the light and the dark theme.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import QSettings
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import QSettings, QSize
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QHBoxLayout, QLabel, QListWidget, QMainWindow, QMessageBox, QProgressBar, QPushButton,
-    QStackedWidget, QWidget,
+    QApplication, QHBoxLayout, QLabel, QListWidget, QMainWindow, QMessageBox, QProgressBar,
+    QPushButton, QStackedWidget, QWidget,
 )
 
 from app.core.progress import Progress
 from app.ui.pages.base import Page, PageContext
+from app.ui.resources import app_icon, icon
 from app.ui.tasks import Task
+from app.ui.theme import Theme, apply_theme, text_colour
 
 ErrorSink = Callable[[str, str], None]
 
@@ -39,8 +44,10 @@ class MainWindow(QMainWindow):
         self.show_error = show_error or error_dialog(self)
         self.setWindowTitle(f"EdgeLoop - {context.project.name} - {context.actor.name} "
                             f"({context.actor.role.value})")
+        self.setWindowIcon(app_icon())
         self.sidebar = QListWidget()
-        self.sidebar.setFixedWidth(160)
+        self.sidebar.setFixedWidth(170)
+        self.sidebar.setIconSize(QSize(20, 20))
         self.stack = QStackedWidget()
         self.pages: list[Page] = []
         for page_type in pages:
@@ -56,6 +63,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(body)
         self._build_status_bar()
         context.tasks.started.connect(self._watch)
+        self._build_menus()
         self._restore()
 
     # -- pages ------------------------------------------------------------------------------
@@ -64,6 +72,9 @@ class MainWindow(QMainWindow):
 
     def show_page(self, title: str) -> None:
         self.sidebar.setCurrentRow([p.title for p in self.pages].index(title))
+
+    def current_page(self) -> Page:
+        return self.pages[self.stack.currentIndex()]
 
     def _show_page(self, row: int) -> None:
         if 0 <= row < len(self.pages):
@@ -118,6 +129,49 @@ class MainWindow(QMainWindow):
             self._current.cancel()
             self.task_label.setText(f"{self._current.title}: stopping...")
 
+    # -- menus, keys and themes ------------------------------------------------------------
+    def _build_menus(self) -> None:
+        view = self.menuBar().addMenu("&View")
+        for row, page in enumerate(self.pages[:9]):
+            action = QAction(page.title, self)
+            action.setShortcut(QKeySequence(f"Ctrl+{row + 1}"))
+            action.triggered.connect(lambda _=False, r=row: self.sidebar.setCurrentRow(r))
+            view.addAction(action)
+        view.addSeparator()
+        reload_page = QAction("Reload page", self)
+        reload_page.setShortcut(QKeySequence(QKeySequence.StandardKey.Refresh))
+        reload_page.triggered.connect(lambda: self.current_page().refresh())
+        view.addAction(reload_page)
+        view.addSeparator()
+        self.theme_actions: dict[Theme, QAction] = {}
+        group = QActionGroup(self)
+        for theme in Theme:
+            action = QAction(f"{theme.value.capitalize()} theme", self, checkable=True)
+            action.triggered.connect(lambda _=False, t=theme: self.set_theme(t))
+            group.addAction(action)
+            view.addAction(action)
+            self.theme_actions[theme] = action
+        # Shortcuts of actions that live only in a menu do not fire where the menu bar is
+        # native or hidden; actions of the window itself always do.
+        self.addActions(view.actions())
+        toggle = QShortcut(QKeySequence("Ctrl+Shift+L"), self)
+        toggle.activated.connect(lambda: self.set_theme(
+            Theme.LIGHT if self.theme is Theme.DARK else Theme.DARK))
+        cancel = QShortcut(QKeySequence("Esc"), self)
+        cancel.activated.connect(self._cancel_current)
+
+    def set_theme(self, theme: Theme) -> None:
+        """Apply ``theme`` to the app, redraw the sidebar icons in it, and remember it."""
+        self.theme = theme
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_theme(app, theme)
+        colour = text_colour(theme)
+        for row, page in enumerate(self.pages):
+            self.sidebar.item(row).setIcon(icon(page.icon_name or page.title.lower(), colour))
+        self.theme_actions[theme].setChecked(True)
+        self.settings.setValue("ui/theme", theme.value)
+
     # -- state ------------------------------------------------------------------------------
     def _restore(self) -> None:
         geometry = self.settings.value("window/geometry")
@@ -125,6 +179,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1200, 760)
+        self.set_theme(Theme.parse(self.settings.value("ui/theme", Theme.LIGHT.value)))
         page = self.settings.value("window/page", 0, type=int)
         self.sidebar.setCurrentRow(page if 0 <= page < len(self.pages) else 0)
 

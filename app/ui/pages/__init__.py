@@ -1,1 +1,20 @@
-"""The main window's pages, one module each."""
+"""The pages of the main window's sidebar, one module each, in the order the sidebar shows.
+
+The order follows the loop: devices and their data first, then what is made of the data
+(datasets, training, models), then shipping it (deploy) and watching it (monitoring), and
+the audit trail last. Issue 9's labeling pane and review queue take their place after Data.
+"""
+
+from __future__ import annotations
+
+from app.ui.pages.base import Page
+
+
+def default_pages() -> list[type[Page]]:
+    """Every page, in sidebar order."""
+    from app.ui.pages.audit import AuditPage
+    from app.ui.pages.datasets import DatasetsPage
+    from app.ui.pages.fleet import FleetPage
+    from app.ui.pages.models import ModelsPage
+
+    return [FleetPage, DatasetsPage, ModelsPage, AuditPage]

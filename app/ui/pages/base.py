@@ -27,6 +27,7 @@ class Page(QWidget):
     """A page of the sidebar. ``refresh`` reloads what it shows (called when it is shown)."""
 
     title = "page"
+    icon_name = ""  # an icon of resources/icons; empty: the title in lower case
 
     def __init__(self, context: PageContext) -> None:
         super().__init__()
