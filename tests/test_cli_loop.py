@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
-from tests.test_cli import cli_project, edgeloop  # noqa: F401 (cli_project is a fixture)
+from tests.test_cli import EDGELOOP, cli_project, edgeloop  # noqa: F401 (cli_project is a fixture)
 
 
 def test_observe_drift_and_loop_commands(cli_project: Path) -> None:  # noqa: F811
@@ -46,7 +48,13 @@ def test_observe_drift_and_loop_commands(cli_project: Path) -> None:  # noqa: F8
     bad = edgeloop("loop", "triggers", "--schedule-hours", "0", *p)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
-    nogui = edgeloop("demo", *p[:0])
-    assert nogui.returncode == 2 and "edgeloop demo --headless" in nogui.stderr
+    # No display: the demo says so and falls back to the headless loop, which checks its
+    # options first (an unknown scenario ends it before anything starts).
+    bare = {k: v for k, v in os.environ.items()
+            if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    nogui = subprocess.run([EDGELOOP, "demo", "--scenario", "fog"], capture_output=True,
+                           text=True, env=bare, timeout=120)
+    assert "No display here" in nogui.stdout and "headless closed loop" in nogui.stdout
+    assert nogui.returncode == 2 and "unknown scenario 'fog'" in nogui.stderr
     scenario = edgeloop("loop", "--auto", "--scenario", "fog")
     assert scenario.returncode == 2 and "unknown scenario 'fog'" in scenario.stderr

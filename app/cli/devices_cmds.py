@@ -3,7 +3,6 @@ watching the fleet's devices."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -18,10 +17,10 @@ from app.core.roles import Permission, authorize
 from app.fleet.context import FleetContext
 from app.fleet.discovery import Sighting, discover_sync
 from app.fleet.enrollment import DEFAULT_SSH_USER, Bootstrap, enroll, forget, probe
-from app.fleet.deploy import deliver_pending
 from app.fleet.health import HealthReport, poll_fleet
+from app.fleet.health_watch import WatchRound, watch_fleet
 from app.fleet.registry import DeviceRegistry
-from app.fleet.summaries import device_rows, quarantined_captures, running_rollouts
+from app.fleet.summaries import device_rows, quarantined_captures
 
 devices_app = typer.Typer(help="Discover, enroll and watch edge devices.", no_args_is_help=True)
 
@@ -213,22 +212,14 @@ def watch(
     """
     with open_from_cli(project, db) as p, cancel_on_ctrl_c("watching") as cancel:
         ctx, actor = FleetContext.of(p), acting_user(p, user)
-        done = 0
-        while not cancel.cancelled:
-            reports = poll_fleet(ctx)
-            typer.echo(f"{p.clock():%H:%M:%S} " + (", ".join(
-                f"{r.uid} {r.health.value}" for r in reports) or "no enrolled devices"))
-            for rollout_id in running_rollouts(p.db):
-                for outcome in deliver_pending(ctx, actor, rollout_id, cancel=cancel):
-                    typer.echo(f"  rollout {rollout_id}: {outcome.uid} {outcome.state.value} "
-                               f"({outcome.detail})")
-            done += 1
-            if rounds and done >= rounds:
-                break
-            _sleep_unless_cancelled(interval, cancel)
+
+        def echo(round_: WatchRound) -> None:
+            typer.echo(f"{round_.at:%H:%M:%S} " + (", ".join(
+                f"{r.uid} {r.health.value}" for r in round_.reports) or "no enrolled devices"))
+            for rollout_id, outcome in round_.deliveries:
+                typer.echo(f"  rollout {rollout_id}: {outcome.uid} {outcome.state.value} "
+                           f"({outcome.detail})")
+
+        watch_fleet(ctx, actor, interval_s=interval, rounds=rounds, cancel=cancel, report=echo)
 
 
-def _sleep_unless_cancelled(seconds: float, cancel) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while not cancel.cancelled and time.monotonic() < deadline:
-        time.sleep(min(0.2, deadline - time.monotonic()))

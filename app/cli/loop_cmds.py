@@ -12,13 +12,16 @@ import json
 import tempfile
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from app.cli.common import DbOpt, ProjectOpt, UserOpt, acting_user, echo_table, open_from_cli
 from app.cli.longwork import long_work
 from app.core.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from app.fleet.closed_loop import DemoSettings
 
 observer_app = typer.Typer(help="Observer models: import a user's model, pick the one to use.",
                            no_args_is_help=True)
@@ -214,20 +217,12 @@ def loop_main(
 
 def run_headless(devices: int, scenario: str, phase: float, directory: Path | None) -> None:
     """Run :class:`~app.fleet.closed_loop.ClosedLoopDemo` and print its table."""
-    from app.core.scene import Scenario
-    from app.fleet.closed_loop import ClosedLoopDemo, DemoSettings, demo_progress
+    from app.fleet.closed_loop import ClosedLoopDemo, demo_progress
 
-    try:
-        Scenario.parse(scenario)
-    except ValueError as exc:
-        raise InvalidInput(f"--scenario: {exc}") from None
-    settings = DemoSettings(devices=devices, scenario=scenario, phase_seconds=phase,
-                            drift_seconds=2 * phase)
+    settings = _demo_settings(devices, scenario, phase)
     with tempfile.TemporaryDirectory(prefix="edgeloop-demo-") as scratch, long_work(
             "the demo", "Demo stopped; the simulated devices were shut down.") as (_, cancel):
-        root = directory.resolve() if directory else Path(scratch)
-        if directory and root.exists() and any(root.iterdir()):
-            raise InvalidInput(f"--dir {root} is not empty; give a new or empty folder")
+        root = _demo_root(directory, scratch)
         typer.echo(f"Closed-loop demo in {root}: {devices} simulated devices, drift "
                    f"'{scenario}', {phase:.0f} s per phase.")
         demo = ClosedLoopDemo(root, settings, say=typer.echo,
@@ -235,6 +230,25 @@ def run_headless(devices: int, scenario: str, phase: float, directory: Path | No
         result = demo.run()
     typer.echo("")
     typer.echo(result.table())
+
+
+def _demo_settings(devices: int, scenario: str, phase: float) -> DemoSettings:
+    from app.core.scene import Scenario
+    from app.fleet.closed_loop import DemoSettings
+
+    try:
+        Scenario.parse(scenario)
+    except ValueError as exc:
+        raise InvalidInput(f"--scenario: {exc}") from None
+    return DemoSettings(devices=devices, scenario=scenario, phase_seconds=phase,
+                        drift_seconds=2 * phase)
+
+
+def _demo_root(directory: Path | None, scratch: str) -> Path:
+    root = directory.resolve() if directory else Path(scratch)
+    if directory and root.exists() and any(root.iterdir()):
+        raise InvalidInput(f"--dir {root} is not empty; give a new or empty folder")
+    return root
 
 
 @loop_app.command("watch")
@@ -419,8 +433,34 @@ def demo(
     phase: PhaseOpt = 30.0,
     directory: DirOpt = None,
 ) -> None:
-    """A simulated fleet and the closed loop (the desktop app arrives with the GUI issue)."""
-    if not headless:
-        raise InvalidInput("the desktop app is not built yet; `edgeloop demo --headless` runs "
-                           "the closed loop on a simulated fleet")
-    run_headless(devices, scenario, phase, directory)
+    """A simulated fleet and the app on a fresh demo project (or, headless, the closed loop).
+
+    Without a display (no DISPLAY / WAYLAND_DISPLAY) it says so and runs the headless loop.
+    """
+    from app.ui.app import display_available
+
+    if headless:
+        run_headless(devices, scenario, phase, directory)
+        return
+    if not display_available():
+        typer.echo("No display here (DISPLAY is not set), so the app cannot open: running "
+                   "the headless closed loop instead. On a desktop, or under Xvfb, "
+                   "`edgeloop demo` opens the app.")
+        run_headless(devices, scenario, phase, directory)
+        return
+    raise typer.Exit(run_app_demo(devices, scenario, phase, directory))
+
+
+def run_app_demo(devices: int, scenario: str, phase: float, directory: Path | None) -> int:
+    """Prepare the demo fleet (printing each stage), then run the app on it."""
+    from app.fleet.closed_loop import demo_progress
+    from app.ui.demo import run_demo_app
+
+    settings = _demo_settings(devices, scenario, phase)
+    with tempfile.TemporaryDirectory(prefix="edgeloop-demo-") as scratch, long_work(
+            "the demo", "Demo stopped; the simulated devices were shut down.") as (_, cancel):
+        root = _demo_root(directory, scratch)
+        typer.echo(f"Demo in {root}: {devices} simulated devices; preparing the project and "
+                   "the fleet (a few minutes), then the app opens.")
+        return run_demo_app(root, settings, say=typer.echo, progress=demo_progress(typer.echo),
+                            cancel=cancel)

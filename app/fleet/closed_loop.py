@@ -151,16 +151,33 @@ class ClosedLoopDemo:
     # -- the whole demo ------------------------------------------------------------------------
     def run(self) -> DemoResult:
         try:
-            ctx, admin = self._timed("set up the project", self._setup_project)
-            self._timed("start the fleet", lambda: self._start_fleet(ctx, admin))
-            self._phase(ctx, admin, "before", "none")
-            self._switch_drift()
-            self._phase(ctx, admin, "drift", self.settings.scenario, self.settings.drift_seconds)
+            ctx, admin = self.prepare()
             self._pipeline(ctx, admin)
             self._phase(ctx, admin, "after", self.settings.scenario)
         finally:
             self.close()
         return self.result
+
+    def prepare(self, drift: bool = True) -> tuple[FleetContext, Actor]:
+        """Everything before the pipeline: the project, the running fleet, the clean phase
+        and (with ``drift``) the drifted one, whose alert is what a pipeline run answers.
+        The desktop demo stops here and hands the running fleet to the app."""
+        ctx, admin = self._timed("set up the project", self._setup_project)
+        self._timed("start the fleet", lambda: self._start_fleet(ctx, admin))
+        self._phase(ctx, admin, "before", "none")
+        if drift:
+            self._switch_drift()
+            self._phase(ctx, admin, "drift", self.settings.scenario, self.settings.drift_seconds)
+        return ctx, admin
+
+    def release_project(self) -> Path:
+        """Close the project (the fleet keeps running) so another process or window can own
+        it; its folder."""
+        assert self.project is not None
+        root = self.project.root
+        self.project.close()
+        self.project = None
+        return root
 
     def close(self) -> None:
         if self.fleet is not None:

@@ -6,11 +6,15 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.core.errors import InvalidInput
 from app.core.project import open_project
 from app.core.roles import Actor
 from app.core.users import actor_named, list_users
+
+if TYPE_CHECKING:
+    from app.ui.pages.base import PageContext
 
 
 def display_available() -> bool:
@@ -19,8 +23,16 @@ def display_available() -> bool:
                 or os.environ.get("QT_QPA_PLATFORM"))
 
 
-def run_gui(project_path: Path, *, user: str | None = None, db_url: str | None = None) -> int:
-    """Open the project, sign in, and run the window until it closes; the exit status."""
+DEFAULT_WATCH_INTERVAL_S = 60.0
+
+
+def run_gui(project_path: Path, *, user: str | None = None, db_url: str | None = None,
+            watch_interval_s: float = DEFAULT_WATCH_INTERVAL_S) -> int:
+    """Open the project, sign in, and run the window until it closes; the exit status.
+
+    While the window is open a background task keeps the fleet's health current (and hands
+    running rollouts to devices that come back) every ``watch_interval_s``.
+    """
     if not display_available():
         raise InvalidInput("no display to open the app on (DISPLAY is not set); run it on a "
                            "desktop, under Xvfb, or use `edgeloop demo --headless`")
@@ -48,14 +60,29 @@ def run_gui(project_path: Path, *, user: str | None = None, db_url: str | None =
             actor = dialog.actor
         loop = qasync.QEventLoop(app)
         asyncio.set_event_loop(loop)
-        window = MainWindow(PageContext(project, actor, TaskRunner()), default_pages())
+        context = PageContext(project, actor, TaskRunner())
+        window = MainWindow(context, default_pages())
         window.show()
+        start_fleet_watch(context, watch_interval_s)
         app.lastWindowClosed.connect(loop.stop)
         with loop:
             loop.run_forever()
         return 0
     finally:
         project.close()
+
+
+def start_fleet_watch(context: PageContext, interval_s: float) -> None:
+    """Run :func:`~app.fleet.health_watch.watch_fleet` in the background until the window
+    closes (closing cancels it)."""
+    from app.fleet.context import FleetContext
+    from app.fleet.health_watch import watch_fleet
+
+    ctx, actor = FleetContext.of(context.project), context.actor
+    context.tasks.run(
+        "Watching the fleet",
+        lambda progress, cancel: watch_fleet(ctx, actor, interval_s=interval_s, cancel=cancel),
+        network=True, background=True)
 
 
 def _passwordless(project, user: str | None) -> Actor | None:  # type: ignore[no-untyped-def]

@@ -93,28 +93,37 @@ class MainWindow(QMainWindow):
         self._set_idle()
 
     def _watch(self, task: Task) -> None:
+        """Connect to a task that just started: its failure is a dialog, and unless it is a
+        background watcher the status bar follows it."""
+        task.failed.connect(lambda message: self.show_error(task.title, message))
+        if task.background:
+            return
+        task.progressed.connect(lambda step: self._on_progress(task, step))
+        task.cancelled.connect(lambda: self.statusBar().showMessage(
+            f"{task.title}: cancelled", 5000))
+        task.finished.connect(self._on_finished)
+        self._show_task(task)
+
+    def _show_task(self, task: Task) -> None:
         self._current = task
         self.task_label.setText(task.title)
         self.progress.setRange(0, 0)  # busy until the first progress report
         self.progress.show()
         self.cancel_button.show()
-        task.progressed.connect(self._on_progress)
-        task.failed.connect(lambda message: self.show_error(task.title, message))
-        task.cancelled.connect(lambda: self.statusBar().showMessage(
-            f"{task.title}: cancelled", 5000))
-        task.finished.connect(self._on_finished)
 
-    def _on_progress(self, step: Progress) -> None:
+    def _on_progress(self, task: Task, step: Progress) -> None:
+        if task is not self._current:
+            return
         if step.total > 0:
-            self.progress.setRange(0, step.total)
-            self.progress.setValue(min(step.done, step.total))
+            self.progress.setRange(0, int(step.total))
+            self.progress.setValue(int(min(step.done, step.total)))
         if step.message:
-            self.task_label.setText(f"{self._current.title}: {step.message}")
+            self.task_label.setText(f"{task.title}: {step.message}")
 
     def _on_finished(self) -> None:
-        running = self.context.tasks.running()
+        running = self.context.tasks.running_in_front()
         if running:
-            self._watch(running[-1])
+            self._show_task(running[-1])
         else:
             self._set_idle()
 

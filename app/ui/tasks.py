@@ -39,9 +39,12 @@ class Task(QObject):
     cancelled = Signal()
     finished = Signal()  # after any of the three above
 
-    def __init__(self, title: str, parent: QObject | None = None) -> None:
+    def __init__(self, title: str, parent: QObject | None = None, background: bool = False) -> None:
         super().__init__(parent)
         self.title = title
+        # A background task (a watcher that lives as long as the window) is not shown in
+        # the status bar; its failures still reach the user.
+        self.background = background
         self.cancel_token = CancelToken()
         self.future: Future[Any] | None = None
 
@@ -68,9 +71,10 @@ class TaskRunner(QObject):
         self.tasks: list[Task] = []
         self._closed = False
 
-    def run(self, title: str, work: Work, *, network: bool = False) -> Task:
+    def run(self, title: str, work: Work, *, network: bool = False,
+            background: bool = False) -> Task:
         """Start ``work``; connect to the returned task's signals for its outcome."""
-        task = Task(title, self)
+        task = Task(title, self, background)
         self.tasks.append(task)
         # A bound slot of an object of the main thread: Qt queues the call there.
         task.finished.connect(self._forget_sender)
@@ -111,6 +115,10 @@ class TaskRunner(QObject):
 
     def running(self) -> list[Task]:
         return [t for t in self.tasks if t.running]
+
+    def running_in_front(self) -> list[Task]:
+        """The running tasks the user started and waits on (not background watchers)."""
+        return [t for t in self.running() if not t.background]
 
     def shutdown(self, cancel: bool = True) -> None:
         """Cancel what runs and wait for the workers (closing the window calls this)."""

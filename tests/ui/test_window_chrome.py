@@ -54,3 +54,25 @@ def test_every_page_icon_exists_and_a_missing_one_is_empty_not_an_error(qtbot) -
                  "audit", "review"):
         assert not icon(name).isNull(), name
     assert icon("no-such-icon").isNull()
+
+
+def test_a_background_watcher_stays_out_of_the_status_bar_but_its_failure_is_shown(  # type: ignore[no-untyped-def]
+        qtbot, sqlite_project: Project, runner, settings) -> None:
+    errors: list[tuple[str, str]] = []
+    context = PageContext(sqlite_project, actor_named(sqlite_project.db, "admin"), runner)
+    window = MainWindow(context, [AuditPage], settings=settings,
+                        show_error=lambda title, message: errors.append((title, message)))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: not runner.running(), timeout=5000)  # the page has loaded
+
+    def watch(progress, cancel):  # type: ignore[no-untyped-def]
+        cancel.wait(0.2)
+        raise ConnectionError("fleet unreachable")
+
+    task = runner.run("Watching the fleet", watch, network=True, background=True)
+    qtbot.waitUntil(lambda: task.future is not None, timeout=5000)
+    assert "Watching the fleet" not in window.task_label.text()
+    assert window._current is not task  # Cancel in the status bar never stops the watcher
+    qtbot.waitUntil(lambda: bool(errors), timeout=5000)
+    assert errors[0][0] == "Watching the fleet" and "fleet unreachable" in errors[0][1]
