@@ -19,7 +19,7 @@ from app.core.db import Database
 from app.core.errors import InvalidInput
 from app.core.models import (
     AuditEvent, Deployment, DeploymentState, Device, DeviceHealth, EnrollmentState,
-    QuarantinedCapture, Rollout, RolloutState, User,
+    ModelVersion, QuarantinedCapture, Rollout, RolloutState, User,
 )
 from app.fleet.context import find_device
 from app.fleet.deploy import rollout_model_version, stage_count
@@ -40,6 +40,16 @@ class DeviceRow:
     last_seen: datetime | None
     captures: int
     quarantined: int
+    install_version: str | None = None  # the release of the device's latest deployment
+    install_state: DeploymentState | None = None  # and where that deployment stands
+
+    @property
+    def install_status(self) -> str | None:
+        """The latest deployment in words ("edge-3 healthy", "edge-4 rolled back"); None if
+        no release was ever deployed to the device."""
+        if self.install_version is None or self.install_state is None:
+            return None
+        return f"{self.install_version} {self.install_state.value.replace('_', ' ')}"
 
 
 @dataclass(frozen=True)
@@ -95,10 +105,24 @@ def device_rows(db: Database) -> list[DeviceRow]:
         quarantined = dict(session.execute(
             select(QuarantinedCapture.device_id, func.count())
             .group_by(QuarantinedCapture.device_id)).all())
+        installs = _latest_deployments(session)
         return [DeviceRow(d.uid, d.name, d.enrollment, d.health, d.address, d.ssh_port,
                           d.model_version, d.agent_version, d.last_seen,
-                          captures[d.id], quarantined.get(d.id, 0))
+                          captures[d.id], quarantined.get(d.id, 0),
+                          *installs.get(d.id, (None, None)))
                 for d in session.scalars(select(Device).order_by(Device.uid))]
+
+
+def _latest_deployments(session: Session) -> dict[int, tuple[str, DeploymentState]]:
+    """Each device's newest deployment (highest id: ids grow as rollouts plan them):
+    device id -> (model version, state)."""
+    newest = (select(func.max(Deployment.id).label("id"))
+              .group_by(Deployment.device_id).subquery())
+    rows = session.execute(
+        select(Deployment.device_id, ModelVersion.version, Deployment.state)
+        .join(newest, newest.c.id == Deployment.id)
+        .join(ModelVersion, ModelVersion.id == Deployment.model_id)).all()
+    return {device_id: (version, state) for device_id, version, state in rows}
 
 
 def quarantined_captures(db: Database, uid: str | None = None) -> list[QuarantineRow]:

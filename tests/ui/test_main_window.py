@@ -1,4 +1,5 @@
-"""The main window, its task runner and the Fleet page, driven as a user would (offscreen)."""
+"""The main window and its task runner, driven as a user would (offscreen); the Fleet page
+has tests/ui/test_fleet_page.py."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ from app.core.models import Role
 from app.core.progress import Progress
 from app.core.project import Project
 from app.core.users import actor_named, add_user
-from app.fleet.registry import DeviceRegistry
-from app.fleet.discovery import Sighting
 from app.ui.main_window import MainWindow
 from app.ui.pages.base import PageContext
 from app.ui.pages.fleet import FleetPage
@@ -76,38 +75,6 @@ def _window(qtbot, project: Project, runner: TaskRunner, settings: QSettings,  #
                                                            else []).append((title, message)))
     qtbot.addWidget(window)
     return window
-
-
-def test_the_fleet_page_lists_devices_and_a_failed_pull_is_a_dialog(  # type: ignore[no-untyped-def]
-        qtbot, sqlite_project: Project, runner, settings, clock) -> None:
-    p = sqlite_project
-    DeviceRegistry(p.db, p.audit, clock).record(Sighting(
-        uid="line-3-cam", name="Line 3 camera", address="127.0.0.1", ssh_port=2222,
-        agent_version="0.9", model_version="edge-1", hardware="sim", seen_at=clock()))
-    errors: list = []
-    window = _window(qtbot, p, runner, settings, errors=errors)
-    window.show()
-    page = window.page("Fleet")
-    assert isinstance(page, FleetPage)
-    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=5000)
-    index = page.model.index(0, 0)
-    assert page.model.data(index, Qt.ItemDataRole.DisplayRole) == "line-3-cam"
-    assert page.model.data(page.model.index(0, 2)) == "discovered"
-    # No device is enrolled: the pull finishes with nothing to do, and re-enables the button.
-    qtbot.mouseClick(page.pull_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: page.pull_button.isEnabled(), timeout=10000)
-    assert errors == []
-
-
-def test_a_role_that_may_not_pull_finds_the_button_disabled(  # type: ignore[no-untyped-def]
-        qtbot, sqlite_project: Project, runner, settings) -> None:
-    p = sqlite_project
-    add_user(p.db, p.audit, actor_named(p.db, "admin"), "ann", Role.ANNOTATOR)
-    window = _window(qtbot, p, runner, settings, actor_name="ann")
-    page = window.page("Fleet")
-    assert not page.pull_button.isEnabled()
-    assert "may not" in page.pull_button.toolTip()
-    assert "ann (annotator)" in window.windowTitle()
 
 
 def test_the_window_remembers_its_geometry_and_page(  # type: ignore[no-untyped-def]
