@@ -97,6 +97,8 @@ def test_discover_enroll_pull_deploy_from_the_command_line(env: FleetEnv) -> Non
     stages = {row["DEVICE"]: (row["STAGE"], row["STATE"])
               for row in _table(status.stdout, "STAGE")}
     assert stages == {second: ("1", "healthy"), first: ("2", "healthy")}
+    installs = _column(edgeloop("devices", "list", *p).stdout, "DEVICE", "DEVICE", "INSTALL")
+    assert installs == {first: "edge-2 healthy", second: "edge-2 healthy"}
     halted = edgeloop("rollout", "halt", *p)
     assert halted.returncode == 2 and "completed, not running" in halted.stderr
 

@@ -38,11 +38,12 @@ def list_(project: ProjectOpt = Path("."), db: DbOpt = None, user: UserOpt = Non
         typer.echo("No devices yet; `edgeloop devices discover` finds them on the network.")
         return
     echo_table(
-        ["DEVICE", "NAME", "STATE", "HEALTH", "ADDRESS", "MODEL", "LAST SEEN", "CAPTURES",
-         "QUARANTINED"],
+        ["DEVICE", "NAME", "STATE", "HEALTH", "ADDRESS", "MODEL", "INSTALL", "LAST SEEN",
+         "CAPTURES", "QUARANTINED"],
         [[r.uid, r.name, r.enrollment.value, r.health.value,
           f"{r.address}:{r.port}" if r.address and r.port else "-", r.model_version or "-",
-          format_age(r.last_seen, now), r.captures, r.quarantined] for r in rows],
+          r.install_status or "-", format_age(r.last_seen, now), r.captures, r.quarantined]
+         for r in rows],
     )
 
 

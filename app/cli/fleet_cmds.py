@@ -1,4 +1,5 @@
-"""``edgeloop pull``, ``releases add|list``, ``deploy`` and ``rollout list|status|halt|resume``:
+"""``edgeloop pull``, ``releases add|list``, ``deploy`` and
+``rollout list|status|halt|resume|rollback``:
 moving captures in from the fleet and signed releases out to it."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from app.fleet.context import FleetContext
 from app.fleet.deploy import deliver_pending, halt_rollout, run_rollout, start_rollout
 from app.fleet.pull import DEFAULT_BATCH, DEFAULT_CONCURRENCY, PullResult, PullSettings, pull_devices
 from app.fleet.releases import list_releases, register_release
+from app.fleet.rollback import roll_back_rollout
 from app.fleet.rollout_plan import DEFAULT_SHARES, HealthBounds, parse_shares
 from app.fleet.summaries import RolloutView, recent_rollouts, rollout_view
 
@@ -237,6 +239,41 @@ def rollout_resume(
                                "rollout resumes (start a new one with `edgeloop deploy`)")
         deliver_pending(ctx, actor, view.id, concurrency=concurrency)
         _run(ctx, actor, view.id, concurrency)
+
+
+@rollout_app.command("rollback")
+def rollout_rollback(
+    rollout: Annotated[int, typer.Argument(metavar="ROLLOUT", help="Rollout number.")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the audit trail.")],
+    concurrency: ConcurrencyOpt = 4,
+    project: ProjectOpt = Path("."),
+    db: DbOpt = None,
+    user: UserOpt = None,
+) -> None:
+    """Halt a rollout and put every device it updated back on its previous release.
+
+    A device that cannot be reached is reported and the rollout stays halted: run the
+    roll back again once the device is online.
+    """
+    line = ProgressLine(lambda step: f"rollback: {step.message}")
+    with open_from_cli(project, db) as p, cancel_on_ctrl_c("the roll back") as cancel:
+        try:
+            result = roll_back_rollout(FleetContext.of(p), acting_user(p, user), rollout, reason,
+                                       concurrency=concurrency, progress=line, cancel=cancel)
+        except Cancelled:
+            line.close()
+            typer.echo(f"Roll back of rollout {rollout} stopped; devices already back stay "
+                       f"back; `edgeloop rollout rollback {rollout}` goes on.")
+            raise typer.Exit(130) from None
+        finally:
+            line.close()
+        view = rollout_view(p.db, rollout)
+    _echo_view(view)
+    if result.failed:
+        typer.echo(f"{len(result.failed)} device(s) not rolled back (see DETAIL); run the roll "
+                   "back again when they are online.")
+        raise typer.Exit(1)
+    typer.echo(f"Rollout {rollout} rolled back: {result.version} is off every device it reached.")
 
 
 def _count(view: RolloutView, state: DeploymentState) -> int:

@@ -7,7 +7,7 @@ on test, and stores the weights as the model version's torch artifact. The run r
 dataset version, hyper-parameters, code version, seed, torch device and metrics; the best
 weights so far are checkpointed under the project's ``runs/`` folder after every improvement,
 so a crash or a cancel leaves the best epoch on disk. A cancelled or failed run is recorded as
-such, and no model version is created for it.
+such, with the history of the epochs it finished, and no model version is created for it.
 """
 
 from __future__ import annotations
@@ -85,6 +85,14 @@ def train_model(db: Database, blobs: BlobStore, audit: AuditTrail, actor: Actor,
     labels = list(version.label_schema)
     start = _start_model(db, blobs, request, labels)
     run_id = _open_run(db, audit, actor, request, version.id, start.parent_id, device, clock)
+    # The epochs seen so far, kept on a cancelled or failed run's record too (its curves).
+    history: list[dict[str, float]] = []
+
+    def report(step: Progress) -> None:
+        if "epoch" in step.metrics:
+            history.append(dict(step.metrics))
+        progress(step)
+
     try:
         data = {split: load_split(db, blobs, version.id, split, request.size, cancel=cancel)
                 for split in ("train", "val", "test")}
@@ -95,17 +103,18 @@ def train_model(db: Database, blobs: BlobStore, audit: AuditTrail, actor: Actor,
         result = train_classifier(
             start.model, (data["train"].images, data["train"].labels),
             (data["val"].images, data["val"].labels), request.config,
-            progress=progress, cancel=cancel, device=device, checkpoint=checkpoint)
+            progress=report, cancel=cancel, device=device, checkpoint=checkpoint)
         metrics = _metrics(result, data["test"], device)
         progress(Progress("train", 1, 1, f"test accuracy {metrics['test_accuracy']:.3f}"))
         name = _store_candidate(db, blobs, audit, actor, request, run_id, start.parent_id,
                                 result.model.to("cpu"), labels, metrics, clock)
     except Cancelled:
-        _close_run(db, audit, actor, run_id, RunStatus.CANCELLED, "cancelled by the user", clock)
+        _close_run(db, audit, actor, run_id, RunStatus.CANCELLED, "cancelled by the user",
+                   history, clock)
         raise
     except Exception as exc:
         _close_run(db, audit, actor, run_id, RunStatus.FAILED, str(exc) or type(exc).__name__,
-                   clock)
+                   history, clock)
         raise
     return TrainOutcome(run_id, name, metrics)
 
@@ -173,10 +182,13 @@ def _open_run(db: Database, audit: AuditTrail, actor: Actor, request: TrainReque
 
 
 def _close_run(db: Database, audit: AuditTrail, actor: Actor, run_id: int, status: RunStatus,
-               error: str, clock: Callable[[], datetime]) -> None:
+               error: str, history: list[dict[str, float]],
+               clock: Callable[[], datetime]) -> None:
     with db.write() as session:
         run = session.get(TrainingRun, run_id)
         run.status, run.error, run.finished_at = status, error[:2000], clock()
+        if history:
+            run.metrics = {"epochs_run": len(history), "history": history}
         audit.append(session, actor=actor.name, action=f"train.{status.value}",
                      object_type="training_run", object_id=run_id, after={"error": error[:500]})
 

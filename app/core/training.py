@@ -3,9 +3,10 @@
 Inputs are uint8 BGR images (what devices capture); ``to_tensor`` applies exactly the
 preprocessing that the release manifest gives the device (``EDGE_INPUT``), so what is trained
 is what runs. Augmentation (``app.core.augment``) happens between scaling to [0, 1] and
-normalising, batch by batch on the training device. Progress per epoch (loss, accuracy) goes
-to the callback, the best weights so far to the ``checkpoint`` callback; the cancel token is
-checked every batch.
+normalising, batch by batch on the training device. Each epoch's record (train and val loss
+and accuracy, seconds since the start: what live curves and an ETA need) goes to the progress
+callback as ``metrics``, the best weights so far to the ``checkpoint`` callback; the cancel
+token is checked every batch.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def train_classifier(
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = torch.randperm(len(x_train), generator=generator)
-        running = 0.0
+        running, correct = 0.0, 0
         for step in range(steps):
             if cancel is not None:
                 cancel.check()
@@ -152,17 +153,23 @@ def train_classifier(
             with torch.no_grad():
                 xb = normalize(clamp_unit(augment(xb)))
             with torch.autocast(device.type, enabled=use_amp):
-                loss = loss_fn(model(xb), yb)
+                logits = model(xb)
+                loss = loss_fn(logits, yb)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             schedule.step()
             running += loss.detach().item() * len(xb)
+            correct += int((logits.detach().argmax(1) == yb).sum())
             seen += len(xb)
         val_loss, val_acc = evaluate(model, x_val, y_val)
-        record = {"epoch": epoch, "train_loss": running / len(x_train), "val_loss": val_loss,
-                  "val_accuracy": val_acc}
+        # Train accuracy is measured on the augmented batches in train mode (dropout on), as
+        # they were seen: a curve to compare with val's, not a clean score.
+        record = {"epoch": epoch, "train_loss": running / len(x_train),
+                  "train_accuracy": correct / len(x_train), "val_loss": val_loss,
+                  "val_accuracy": val_acc,
+                  "seconds": round(time.perf_counter() - started, 3)}
         history.append(record)
         progress(Progress("train", epoch, config.epochs, f"epoch {epoch}: val acc {val_acc:.3f}",
                           metrics=record))

@@ -6,7 +6,8 @@ self-tests it, switching back by itself on failure), then watch its status for t
 window (:class:`HealthBounds`); an unhealthy device is told to roll back. A stage completes
 when every reachable device in it is healthy; any failure halts the rollout, and the stages
 after it are not started. A device that is offline keeps a pending deployment, delivered by
-:func:`deliver_pending` when it is reachable again.
+:func:`deliver_pending` when it is reachable again. Rolling a rollout back by hand is
+:mod:`app.fleet.rollback`.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def run_rollout(ctx: FleetContext, actor: Actor, rollout_id: int, *, concurrency
     while True:
         cancel.check()
         with ctx.db.read() as session:
-            rollout = _rollout(session, rollout_id)
+            rollout = find_rollout(session, rollout_id)
             if rollout.state is not RolloutState.RUNNING:
                 return rollout.state
             stage, total = rollout.current_stage, stage_count(rollout)
@@ -122,10 +123,13 @@ def run_rollout(ctx: FleetContext, actor: Actor, rollout_id: int, *, concurrency
         failed = [o for o in outcomes if o.state in (DeploymentState.FAILED,
                                                       DeploymentState.ROLLED_BACK)]
         with ctx.db.write() as session:
-            rollout = _rollout(session, rollout_id)
+            rollout = find_rollout(session, rollout_id)
+            if rollout.state is not RolloutState.RUNNING:
+                # Halted or rolled back by hand while the stage ran: keep what the user did.
+                return rollout.state
             if failed:
-                _halt(ctx, session, rollout, actor.name,
-                      "; ".join(f"{o.uid}: {o.detail}" for o in failed))
+                record_halt(ctx, session, rollout, actor.name,
+                            "; ".join(f"{o.uid}: {o.detail}" for o in failed))
                 return rollout.state
             rollout.current_stage = stage + 1
             ctx.audit.append(session, actor=actor.name, action="rollout.stage_done",
@@ -142,7 +146,7 @@ def deliver_pending(ctx: FleetContext, actor: Actor, rollout_id: int, *, concurr
     passed; completes the rollout when none is left."""
     authorize(ctx.db, ctx.audit, actor, Permission.DEPLOY, f"rollout {rollout_id}")
     with ctx.db.read() as session:
-        rollout = _rollout(session, rollout_id)
+        rollout = find_rollout(session, rollout_id)
         if rollout.state is not RolloutState.RUNNING:
             return []
         release = load_release(ctx, rollout_model_version(session, rollout))
@@ -153,9 +157,11 @@ def deliver_pending(ctx: FleetContext, actor: Actor, rollout_id: int, *, concurr
                             cancel or CancelToken(), sleep)
     if any(o.state in (DeploymentState.FAILED, DeploymentState.ROLLED_BACK) for o in outcomes):
         with ctx.db.write() as session:
-            _halt(ctx, session, _rollout(session, rollout_id), actor.name, "a returning device "
-                  "failed: " + "; ".join(f"{o.uid}: {o.detail}" for o in outcomes
-                                         if o.state is not DeploymentState.HEALTHY))
+            rollout = find_rollout(session, rollout_id)
+            if rollout.state is RolloutState.RUNNING:  # not halted meanwhile by hand
+                record_halt(ctx, session, rollout, actor.name, "a returning device failed: "
+                            + "; ".join(f"{o.uid}: {o.detail}" for o in outcomes
+                                        if o.state is not DeploymentState.HEALTHY))
     else:
         _finish_if_done(ctx, actor, rollout_id)
     return outcomes
@@ -165,10 +171,10 @@ def halt_rollout(ctx: FleetContext, actor: Actor, rollout_id: int, reason: str) 
     """Stop a rollout by hand: no further stage starts; deployed devices keep the release."""
     authorize(ctx.db, ctx.audit, actor, Permission.DEPLOY, f"rollout {rollout_id}")
     with ctx.db.write() as session:
-        rollout = _rollout(session, rollout_id)
+        rollout = find_rollout(session, rollout_id)
         if rollout.state is not RolloutState.RUNNING:
             raise InvalidInput(f"rollout {rollout_id} is {rollout.state.value}, not running")
-        _halt(ctx, session, rollout, actor.name, reason or "halted by hand")
+        record_halt(ctx, session, rollout, actor.name, reason or "halted by hand")
 
 
 def rollout_model_version(session, rollout: Rollout) -> str:  # type: ignore[no-untyped-def]
@@ -176,7 +182,7 @@ def rollout_model_version(session, rollout: Rollout) -> str:  # type: ignore[no-
     return model.version
 
 
-def _rollout(session, rollout_id: int) -> Rollout:  # type: ignore[no-untyped-def]
+def find_rollout(session, rollout_id: int) -> Rollout:  # type: ignore[no-untyped-def]
     rollout = session.get(Rollout, rollout_id)
     if rollout is None:
         raise InvalidInput(f"no rollout {rollout_id}; `edgeloop rollout status` lists them")
@@ -191,7 +197,8 @@ def _pending(session, rollout_id: int, stage: int) -> list[tuple[int, str]]:  # 
     return [(deployment_id, uid) for deployment_id, uid in rows]
 
 
-def _halt(ctx: FleetContext, session, rollout: Rollout, actor: str, reason: str) -> None:  # type: ignore[no-untyped-def]
+def record_halt(ctx: FleetContext, session, rollout: Rollout, actor: str, reason: str) -> None:  # type: ignore[no-untyped-def]
+    """Mark the rollout halted, with the reason in the audit trail (where views read it)."""
     rollout.state = RolloutState.HALTED
     rollout.finished_at = ctx.clock()
     ctx.audit.append(session, actor=actor, action="rollout.halt", object_type="rollout",
@@ -200,7 +207,7 @@ def _halt(ctx: FleetContext, session, rollout: Rollout, actor: str, reason: str)
 
 def _finish_if_done(ctx: FleetContext, actor: Actor, rollout_id: int) -> RolloutState:
     with ctx.db.write() as session:
-        rollout = _rollout(session, rollout_id)
+        rollout = find_rollout(session, rollout_id)
         if rollout.state is not RolloutState.RUNNING or rollout.current_stage < stage_count(rollout):
             return rollout.state
         waiting = session.scalar(select(Deployment.id).where(
@@ -309,7 +316,7 @@ def _deliver(conn: DeviceConnection, release: StoredRelease, bounds: HealthBound
                     error=str(exc))
     mark(DeploymentState.ACTIVATING, "activated; watching its health")
     try:
-        _wait_healthy(conn, release.version, bounds, cancel, sleep)
+        wait_healthy(conn, release.version, bounds, cancel, sleep)
     except UnhealthyDevice as exc:
         try:
             conn.agent("ctl", "rollback")
@@ -320,8 +327,8 @@ def _deliver(conn: DeviceConnection, release: StoredRelease, bounds: HealthBound
     return mark(DeploymentState.HEALTHY, "healthy")
 
 
-def _wait_healthy(conn: DeviceConnection, version: str, bounds: HealthBounds,
-                  cancel: CancelToken, sleep: Sleep) -> None:
+def wait_healthy(conn: DeviceConnection, version: str, bounds: HealthBounds,
+                 cancel: CancelToken, sleep: Sleep) -> None:
     """Poll status until the device runs ``version`` within bounds for the whole window."""
     started = time.monotonic()
     baseline: dict[str, Any] | None = None
