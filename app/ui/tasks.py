@@ -4,7 +4,9 @@ A service function takes a progress callback and a cancel token (app.core.progre
 runs it through :class:`TaskRunner`: the function runs on a worker thread, and its progress,
 result or error come back as Qt signals, delivered on the main thread. Worker code never
 touches a widget. Work that writes the project database goes to one single-worker lane (so
-two writers never contend); network work to a pool of its own.
+two writers never contend); network work to a pool of its own; compute work (training,
+compression: minutes of CPU or GPU each) to a single-worker lane of its own, so it never holds
+up the database lane and two of them queue rather than share the device.
 """
 
 from __future__ import annotations
@@ -68,17 +70,19 @@ class TaskRunner(QObject):
         super().__init__(parent)
         self._db_lane = ThreadPoolExecutor(1, thread_name_prefix="ui-db")
         self._network = ThreadPoolExecutor(network_workers, thread_name_prefix="ui-net")
+        self._compute = ThreadPoolExecutor(1, thread_name_prefix="ui-compute")
         self.tasks: list[Task] = []
         self._closed = False
 
-    def run(self, title: str, work: Work, *, network: bool = False,
+    def run(self, title: str, work: Work, *, network: bool = False, compute: bool = False,
             background: bool = False) -> Task:
-        """Start ``work``; connect to the returned task's signals for its outcome."""
+        """Start ``work`` (on the database lane unless ``network`` or ``compute``); connect to
+        the returned task's signals for its outcome."""
         task = Task(title, self, background)
         self.tasks.append(task)
         # A bound slot of an object of the main thread: Qt queues the call there.
         task.finished.connect(self._forget_sender)
-        pool = self._network if network else self._db_lane
+        pool = self._compute if compute else self._network if network else self._db_lane
         # Submitted from the event loop, not now: the caller connects to the task's signals
         # right after this returns, and a fast piece of work must not finish before that.
         QTimer.singleShot(0, lambda: self._submit(pool, task, work))
@@ -126,5 +130,5 @@ class TaskRunner(QObject):
         if cancel:
             for task in list(self.tasks):
                 task.cancel()
-        self._db_lane.shutdown(wait=True)
-        self._network.shutdown(wait=True)
+        for pool in (self._db_lane, self._network, self._compute):
+            pool.shutdown(wait=True)

@@ -14,7 +14,9 @@ def default_pages() -> list[type[Page]]:
     """Every page, in sidebar order."""
     from app.ui.pages.audit import AuditPage
     from app.ui.pages.datasets import DatasetsPage
+    from app.ui.pages.deploy import DeployPage
     from app.ui.pages.fleet import FleetPage
     from app.ui.pages.models import ModelsPage
+    from app.ui.pages.training import TrainingPage
 
-    return [FleetPage, DatasetsPage, ModelsPage, AuditPage]
+    return [FleetPage, DatasetsPage, TrainingPage, ModelsPage, DeployPage, AuditPage]

@@ -193,8 +193,10 @@ class DeployPage(Page):
             return
         self._poll_again = False
         db, rollout_id = self.context.project.db, self.shown.id
+        # A background read: the status bar keeps showing the rollout's own progress.
         task = self.context.tasks.run(f"Watching rollout {rollout_id}",
-                                      lambda progress, cancel: rollout_view(db, rollout_id))
+                                      lambda progress, cancel: rollout_view(db, rollout_id),
+                                      background=True)
         self._poll_task = task
         task.succeeded.connect(self._polled)
         # One failure is one dialog (the window shows it), not one a second.

@@ -291,12 +291,11 @@ class TrainingPage(Page):
         self.runs_table.clearSelection()
         self._draw([], f"{request.kind.value} on {request.dataset} (running)")
         self.status.setText("Loading the dataset...")
-        # Not the database lane: that lane has one worker, and a training holds its worker for
-        # minutes, which would stall every page's queries meanwhile. The network pool has
-        # workers to spare; the run's own writes are short transactions, which SQLite's busy
-        # timeout queues behind the lane's. (A "compute" lane of its own would say it better.)
+        # The compute lane, not the database lane: a training holds its worker for minutes,
+        # which would stall every page's queries meanwhile. Its own writes are short
+        # transactions, which SQLite's busy timeout queues behind the database lane's.
         self.task = self.context.tasks.run(
-            f"Training {request.kind.value} on {request.dataset}", work, network=True)
+            f"Training {request.kind.value} on {request.dataset}", work, compute=True)
         self.task.progressed.connect(self._on_progress)
         self.task.succeeded.connect(self._on_succeeded)
         self.task.cancelled.connect(lambda: self.status.setText(
