@@ -1,9 +1,7 @@
-"""``edgeloop audit verify|export``."""
+"""``edgeloop audit verify|export`` (export: CSV, JSON or the PDF audit report)."""
 
 from __future__ import annotations
 
-import enum
-import io
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,17 +10,10 @@ from typing import Annotated
 import typer
 
 from app.cli.common import DbOpt, ProjectOpt, UserOpt, acting_user, open_from_cli
-from app.core.audit import write_csv, write_json
+from app.core.audit_export import ExportFormat, export_audit
 from app.core.errors import InvalidInput
-from app.core.fsutil import atomic_write_text
-from app.core.roles import Permission, authorize
 
 audit_app = typer.Typer(help="Check and export the audit trail.", no_args_is_help=True)
-
-
-class ExportFormat(str, enum.Enum):
-    CSV = "csv"
-    JSON = "json"
 
 
 def _parse_day(value: str | None, option: str) -> datetime | None:
@@ -59,24 +50,15 @@ def export(
     db: DbOpt = None,
     user: UserOpt = None,
 ) -> None:
-    """Export audit events as CSV or JSON (the export itself is audited)."""
+    """Export audit events as CSV or JSON, or the audit report (model lineage and the
+    period's events) as PDF to --out. The export itself is audited."""
     start, end = _parse_day(since, "--since"), _parse_day(until, "--until")
+    if fmt is ExportFormat.PDF and out is None:
+        raise InvalidInput("--format pdf writes a file: give it with --out FILE "
+                           "(for example --out audit.pdf)")
     with open_from_cli(project, db) as p:
-        actor = acting_user(p, user)
-        authorize(p.db, p.audit, actor, Permission.EXPORT_AUDIT, "audit export")
-        writer = write_csv if fmt is ExportFormat.CSV else write_json
-        buffer = io.StringIO()
-        with p.db.read() as session:
-            count = writer(p.audit.events(session, since=start, until=end), buffer)
-        if out is None:
-            sys.stdout.write(buffer.getvalue())
-        else:
-            atomic_write_text(out, buffer.getvalue())
-        with p.db.write() as session:
-            p.audit.append(
-                session, actor=actor.name, action="audit_exported", object_type="audit",
-                object_id=str(out or "stdout"),
-                after={"format": fmt.value, "events": count, "since": since, "until": until},
-            )
+        count = export_audit(p.db, p.audit, acting_user(p, user), fmt,
+                             sys.stdout if out is None else out, since=start, until=end,
+                             project_name=p.name, clock=p.clock)
     if out is not None:
         typer.echo(f"Wrote {count} events to {out}.", err=True)
