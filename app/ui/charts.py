@@ -12,11 +12,12 @@ from datetime import datetime
 from PySide6.QtCharts import (
     QChart, QChartView, QDateTimeAxis, QLineSeries, QValueAxis,
 )
-from PySide6.QtCore import QDateTime, QPointF, Qt
-from PySide6.QtGui import QPainter
+from PySide6.QtCore import QDateTime, QPointF, Qt, QTimeZone
+from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
 Point = tuple[float, float]
+ALERT_LEVEL = "alert level"  # the name of the threshold line
 
 
 class LineChart(QChartView):
@@ -50,6 +51,13 @@ class LineChart(QChartView):
         if series is None:
             series = QLineSeries()
             series.setName(name)
+            if name == ALERT_LEVEL:
+                # Red and dashed whatever the palette: the palette's colours repeat after a
+                # few lines, and the alert level must never look like a device.
+                pen = QPen(QColor(200, 30, 30))
+                pen.setStyle(Qt.PenStyle.DashLine)
+                pen.setWidthF(1.5)
+                series.setPen(pen)
             self.chart().addSeries(series)
             series.attachAxis(self.x_axis)
             series.attachAxis(self.y_axis)
@@ -80,7 +88,7 @@ class LineChart(QChartView):
         xs = [p.x() for s in self.series.values() for p in s.points()]
         ys = [p.y() for s in self.series.values() for p in s.points()]
         if self.threshold is not None and xs:
-            limit = self.line("alert level")
+            limit = self.line(ALERT_LEVEL)
             limit.replace([QPointF(min(xs), self.threshold), QPointF(max(xs), self.threshold)])
             ys.append(self.threshold)
         if not xs:
@@ -105,6 +113,9 @@ class TimeChart(LineChart):
         self.x_axis.setFormat("MM-dd HH:mm")
         self.x_axis.setTitleText("time (UTC)")
         chart.addAxis(self.x_axis, Qt.AlignmentFlag.AlignBottom)
+        # A date axis whose range is empty when the chart is first laid out gets no room,
+        # and its labels stay missing once data arrives: start with a day's range.
+        self._set_x_range(0.0, 86_400_000.0)
 
     def _set_x_range(self, low: float, high: float) -> None:
         self.x_axis.setRange(_when(low), _when(high if high > low else low + 60_000))
@@ -116,4 +127,4 @@ def epoch_ms(moment: datetime) -> float:
 
 
 def _when(ms: float) -> QDateTime:
-    return QDateTime.fromMSecsSinceEpoch(int(ms), Qt.TimeSpec.UTC)
+    return QDateTime.fromMSecsSinceEpoch(int(ms), QTimeZone.utc())

@@ -17,6 +17,8 @@ def default_pages() -> list[type[Page]]:
     from app.ui.pages.deploy import DeployPage
     from app.ui.pages.fleet import FleetPage
     from app.ui.pages.models import ModelsPage
+    from app.ui.pages.monitoring import MonitoringPage
     from app.ui.pages.training import TrainingPage
 
-    return [FleetPage, DatasetsPage, TrainingPage, ModelsPage, DeployPage, AuditPage]
+    return [FleetPage, DatasetsPage, TrainingPage, ModelsPage, DeployPage, MonitoringPage,
+            AuditPage]
