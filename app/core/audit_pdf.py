@@ -17,7 +17,7 @@ from fpdf.enums import TableCellFillMode, XPos, YPos
 from fpdf.fonts import FontFace
 
 import app
-from app.core.audit_report import AuditReport, ModelLineage
+from app.core.audit_report import AuditReportDocument, ModelLineage
 from app.core.fsutil import atomic_write_bytes
 
 FONT = "Helvetica"
@@ -64,7 +64,7 @@ def period_text(since: datetime | None, until: datetime | None) -> str:
 class _ReportPdf(FPDF):
     """A4 pages with the running heading and the page numbers of this report."""
 
-    def __init__(self, report: AuditReport) -> None:
+    def __init__(self, report: AuditReportDocument) -> None:
         super().__init__(orientation="portrait", unit="mm", format="A4")
         self.report = report
         self.set_margins(15, 15, 15)
@@ -154,7 +154,7 @@ class _ReportPdf(FPDF):
                 table.row([latin1_safe(clip(v)) for v in values])
 
 
-def render_audit_pdf(report: AuditReport) -> bytes:
+def render_audit_pdf(report: AuditReportDocument) -> bytes:
     """The report as PDF bytes."""
     pdf = _ReportPdf(report)
     pdf.add_page()
@@ -183,12 +183,12 @@ def render_audit_pdf(report: AuditReport) -> bytes:
     return bytes(pdf.output())
 
 
-def write_audit_pdf(report: AuditReport, path: Path) -> None:
+def write_audit_pdf(report: AuditReportDocument, path: Path) -> None:
     """Render ``report`` to ``path`` atomically: a reader sees the old file or the new one."""
     atomic_write_bytes(Path(path), render_audit_pdf(report))
 
 
-def _cover(pdf: _ReportPdf, report: AuditReport) -> None:
+def _cover(pdf: _ReportPdf, report: AuditReportDocument) -> None:
     pdf.text_line("Audit report", size=24, style="B", height=12)
     pdf.text_line(clip(report.project_name, NAME_LIMIT) or "EdgeLoop project", size=14,
                   color=MUTED, height=8)

@@ -110,11 +110,11 @@ class ReportEvent:
 
 
 @dataclass(frozen=True)
-class AuditReport:
+class AuditReportDocument:
     """The whole report: what, for whom, when, the chain's integrity, lineage and events.
 
-    Not to be confused with :class:`app.core.audit.AuditReport`, the outcome of a chain check;
-    this one carries that outcome as ``chain_intact`` and ``chain_problems``.
+    It carries the outcome of the chain check (:class:`app.core.audit.AuditReport`) as
+    ``chain_intact`` and ``chain_problems``.
     """
 
     project_name: str
@@ -131,14 +131,14 @@ class AuditReport:
 
 def build_audit_report(db: Database, audit: AuditTrail, since: datetime | None,
                        until: datetime | None, clock: Clock, *, project_name: str,
-                       prepared_by: str = "") -> AuditReport:
+                       prepared_by: str = "") -> AuditReportDocument:
     """Read the lineage of every model version and the events in ``[since, until)``."""
     generated_at = clock()
     with db.read() as session:
         check = audit.verify(session)
         lineage = _lineage(session, audit)
         events = tuple(report_event(e) for e in audit.events(session, since=since, until=until))
-    return AuditReport(
+    return AuditReportDocument(
         project_name=project_name, prepared_by=prepared_by, generated_at=generated_at,
         since=since, until=until, chain_events=check.events, chain_intact=check.ok,
         chain_problems=tuple(p.message for p in check.problems), lineage=lineage,

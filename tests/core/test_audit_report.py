@@ -24,7 +24,7 @@ from sqlalchemy import select
 from app.core.audit_export import ExportFormat, export_audit
 from app.core.audit_pdf import latin1_safe, write_audit_pdf
 from app.core.audit_report import (
-    Approval, AuditReport, DeploymentLine, ModelLineage, build_audit_report,
+    Approval, AuditReportDocument, DeploymentLine, ModelLineage, build_audit_report,
 )
 from app.core.errors import InvalidInput, PermissionDenied
 from app.core.models import AuditEvent
@@ -61,7 +61,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     project.close()
 
 
-def report_of(built: Built) -> AuditReport:
+def report_of(built: Built) -> AuditReportDocument:
     p = built.project
     return build_audit_report(p.db, p.audit, SINCE, UNTIL, p.clock, project_name=p.name,
                               prepared_by="admin")
