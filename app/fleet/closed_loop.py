@@ -152,7 +152,7 @@ class ClosedLoopDemo:
     def run(self) -> DemoResult:
         try:
             ctx, admin = self.prepare()
-            self._pipeline(ctx, admin)
+            self.run_pipeline(ctx, admin)
             self._phase(ctx, admin, "after", self.settings.scenario)
         finally:
             self.close()
@@ -332,7 +332,8 @@ class ClosedLoopDemo:
         return (sum(hits) / len(hits) if hits else None), len(hits)
 
     # -- the pipeline --------------------------------------------------------------------------
-    def _pipeline(self, ctx: FleetContext, admin: Actor) -> None:
+    def run_pipeline(self, ctx: FleetContext, admin: Actor) -> None:
+        """Answer the drift: one pipeline run, the generator's truth as the annotator."""
         from app.core.train_service import code_version
 
         trigger = due_trigger(ctx.db, TriggerSettings(min_new_labels=None),

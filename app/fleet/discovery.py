@@ -26,6 +26,7 @@ from zeroconf import DNSQuestionType, IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from app.core.errors import InvalidInput
+from app.core.progress import CancelToken, Progress, ProgressFn
 from app.core.models import utcnow
 from app.fleet.agent.advertise import SERVICE_TYPE
 
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 RESOLVE_TIMEOUT_MS = 3000
+_CANCEL_POLL_S = 0.2  # how quickly a browse notices it was cancelled
 # Multicast answers only. A first query asking for a unicast answer (zeroconf's default) is
 # answered to port 5353 of this host, where every mDNS stack (Avahi, another EdgeLoop, the
 # simulator's agents) has a socket bound with SO_REUSEPORT: the kernel hands the answer to
@@ -327,3 +329,26 @@ def discover_sync(
 ) -> list[Sighting]:
     """:func:`discover` for callers without an event loop (the CLI)."""
     return asyncio.run(discover(interfaces, seconds, clock))
+
+
+def browse_until_cancelled(interfaces: Sequence[str], on_sighting: Callable[[Sighting], None],
+                           progress: ProgressFn, cancel: CancelToken) -> None:
+    """Run mDNS discovery on ``interfaces`` until ``cancel``; hand each valid sighting to
+    ``on_sighting`` (on the calling worker thread). Ends by raising ``Cancelled``.
+
+    What the desktop app's Discover toggle runs on a worker of its own."""
+
+    async def browse() -> None:
+        def on_event(event: DiscoveryEvent) -> None:
+            if event.sighting is not None:
+                on_sighting(event.sighting)
+            count = len(discovery.sightings)
+            progress(Progress("discovery", count, 0, f"{count} device(s) advertised"))
+
+        discovery = Discovery(interfaces, on_event)
+        async with discovery:
+            while not cancel.cancelled:
+                await asyncio.sleep(_CANCEL_POLL_S)
+
+    asyncio.run(browse())
+    cancel.check()

@@ -16,9 +16,8 @@ and shows up in the table at once.
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, Qt, Signal
@@ -28,10 +27,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.models import DeviceHealth, EnrollmentState
-from app.core.progress import CancelToken, Progress, ProgressFn
+from app.core.progress import CancelToken, ProgressFn
 from app.core.roles import Permission, authorize
 from app.fleet.context import FleetContext
-from app.fleet.discovery import Discovery, DiscoveryEvent, Sighting
+from app.fleet.discovery import Sighting, browse_until_cancelled
 from app.fleet.enrollment import Bootstrap, EnrollmentResult, enroll, forget, probe
 from app.fleet.pull import pull_devices
 from app.fleet.registry import DeviceRegistry
@@ -44,7 +43,6 @@ from app.ui.tasks import Task
 # As `edgeloop devices discover`: this machine only, where simulated devices advertise. On a
 # factory network the engineer types the workstation's address on that network instead.
 DEFAULT_INTERFACES = ("127.0.0.1",)
-CANCEL_POLL_S = 0.2  # how quickly discovery notices it was switched off
 
 COLUMNS = ("Device", "Name", "Enrollment", "Health", "Model", "Install status", "Address",
            "Last seen (UTC)", "Captures", "Quarantined")
@@ -83,27 +81,6 @@ class DeviceTableModel(RowsTableModel[DeviceRow]):
             return QBrush(QColor(colour if role == Qt.ItemDataRole.BackgroundRole
                                  else HEALTH_TEXT))
         return super().data(index, role)
-
-
-def browse_until_cancelled(interfaces: Sequence[str], on_sighting: Callable[[Sighting], None],
-                           progress: ProgressFn, cancel: CancelToken) -> None:
-    """Run mDNS discovery on ``interfaces`` until ``cancel``; hand each valid sighting to
-    ``on_sighting`` (on the calling worker thread). Ends by raising ``Cancelled``."""
-
-    async def browse() -> None:
-        def on_event(event: DiscoveryEvent) -> None:
-            if event.sighting is not None:
-                on_sighting(event.sighting)
-            count = len(discovery.sightings)
-            progress(Progress("discovery", count, 0, f"{count} device(s) advertised"))
-
-        discovery = Discovery(interfaces, on_event)
-        async with discovery:
-            while not cancel.cancelled:
-                await asyncio.sleep(CANCEL_POLL_S)
-
-    asyncio.run(browse())
-    cancel.check()
 
 
 def parse_interfaces(text: str) -> list[str]:
