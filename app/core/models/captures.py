@@ -48,6 +48,8 @@ class Capture(Base):
         # Counts by device and class read this index alone.
         Index("ix_captures_device_class", "device_id", "edge_class_id"),
         Index("ix_captures_captured_at", "captured_at"),
+        # Browsing one device's captures newest first (the Data page), in index order.
+        Index("ix_captures_device_time", "device_id", "captured_at", "id"),
         Index("ix_captures_blob", "blob_sha256"),
     )
 

@@ -13,6 +13,7 @@ from app.ui.pages.base import Page
 def default_pages() -> list[type[Page]]:
     """Every page, in sidebar order."""
     from app.ui.pages.audit import AuditPage
+    from app.ui.pages.data import DataPage
     from app.ui.pages.datasets import DatasetsPage
     from app.ui.pages.deploy import DeployPage
     from app.ui.pages.fleet import FleetPage
@@ -20,5 +21,5 @@ def default_pages() -> list[type[Page]]:
     from app.ui.pages.monitoring import MonitoringPage
     from app.ui.pages.training import TrainingPage
 
-    return [FleetPage, DatasetsPage, TrainingPage, ModelsPage, DeployPage, MonitoringPage,
+    return [FleetPage, DataPage, DatasetsPage, TrainingPage, ModelsPage, DeployPage, MonitoringPage,
             AuditPage]
