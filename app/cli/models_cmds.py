@@ -19,7 +19,7 @@ from app.cli.common import (
 )
 from app.cli.longwork import long_work
 from app.core.errors import InvalidInput
-from app.core.models import ArtifactFormat, ModelKind, ModelVersion
+from app.core.models import ArtifactFormat, ModelKind
 
 models_app = typer.Typer(help="Model versions: list, inspect, gate and approve.",
                          no_args_is_help=True)
@@ -167,30 +167,27 @@ def models_show(
     user: UserOpt = None,
 ) -> None:
     """A version's lineage, metrics, artifacts and gate verdict."""
-    from app.core.model_store import find_model
+    from app.core.model_registry import model_details
 
     with open_from_cli(project, db) as p:
         acting_user(p, user)
-        with p.db.read() as session:
-            m = find_model(session, version)
-            parent = session.get(ModelVersion, m.parent_id) if m.parent_id else None
-            data = {
-                "version": m.version, "kind": m.kind.value, "status": m.status.value,
-                "parent": parent.version if parent else None,
-                "training_run": m.training_run_id, "labels": m.labels,
-                "input_spec": m.input_spec,
-                "metrics": {k: v for k, v in (m.metrics or {}).items() if k != "evaluation"},
-                "artifacts": {a.format.value: {"sha256": a.blob_sha256, "size": a.size,
-                                               **(a.metrics or {})} for a in m.artifacts},
-                "gate_verdict": m.gate_verdict,
-                "approved_at": format_time(m.approved_at) if m.approved_at else None,
-            }
+        m = model_details(p.db, version)
+    data = {
+        "version": m.version, "kind": m.kind.value, "status": m.status.value,
+        "parent": m.parent, "training_run": m.training_run, "dataset": m.dataset,
+        "labels": m.labels, "input_spec": m.input_spec, "metrics": m.metrics,
+        "artifacts": {f.format.value: {"sha256": f.sha256, "size": f.size, **f.stored}
+                      for f in m.formats},
+        "gate_verdict": m.gate_verdict,
+        "approved_at": format_time(m.approved_at) if m.approved_at else None,
+    }
     if as_json:
         typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
         return
     typer.echo(f"{data['version']} ({data['kind']}): {data['status']}"
                + (f", from {data['parent']}" if data["parent"] else "")
-               + (f", training run {data['training_run']}" if data["training_run"] else ""))
+               + (f", training run {data['training_run']}" if data["training_run"] else "")
+               + (f" on {data['dataset']}" if data["dataset"] else ""))
     typer.echo(f"Labels: {', '.join(data['labels'])}")
     shown = {k: v for k, v in data["metrics"].items() if not isinstance(v, (dict, list))}
     if shown:
