@@ -239,3 +239,27 @@ def test_the_gate_reasons_and_approve_refusal_reach_the_user(  # type: ignore[no
     with project.db.read() as session:
         assert find_model(session, "edge-1").approved_at is None
 
+
+
+def test_compress_then_gate_a_candidate_from_the_page(qtbot, project: Project, runner) -> None:  # type: ignore[no-untyped-def]
+    # Runs last: it gives edge-2 new artifacts and a verdict, which the tests above do not
+    # expect.
+    page = open_page(qtbot, project, runner)
+    click_row(qtbot, page, "edge-2")
+    assert page.compress_button.isEnabled() and page.gate_button.isEnabled()
+    qtbot.mouseClick(page.compress_button, Qt.MouseButton.LeftButton)
+    assert not page.gate_button.isEnabled()  # one piece of model work at a time
+    qtbot.waitUntil(lambda: "edge-2: made" in page.status.text(), timeout=300_000)
+    made = set(stored(project, "edge-2"))
+    assert {"onnx", "onnx_int8", "openvino", "openvino_int8"} <= made
+    qtbot.waitUntil(lambda: page.formats.rowCount() == len(made), timeout=10_000)
+
+    qtbot.waitUntil(page.gate_button.isEnabled, timeout=10_000)
+    qtbot.mouseClick(page.gate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "the gate" in page.status.text(), timeout=300_000)
+    with project.db.read() as session:
+        status = find_model(session, "edge-2").status.value
+    assert status in ("gate_passed", "gate_failed")
+    assert page.status.text().startswith(f"edge-2 {status.split('_')[1]} the gate")
+    qtbot.waitUntil(lambda: f"edge-2 (edge): {status}" in page.details.toPlainText(),
+                    timeout=10_000)

@@ -9,6 +9,9 @@ roles that may.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSplitter, QTableView,
@@ -17,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from app.core.model_comparison import ModelComparison, common_formats, compare_models
 from app.core.model_registry import ClassMetrics, FormatMetrics, ModelDetails, all_model_details
-from app.core.models import ArtifactFormat, ModelKind
+from app.core.models import ArtifactFormat, ModelKind, ModelStatus
 from app.core.roles import Permission
 from app.fleet.approval import approve_model
 from app.fleet.context import FleetContext
@@ -25,6 +28,9 @@ from app.ui.pages.base import Page, PageContext, RowsTableModel, configure_table
 from app.ui.widgets.confusion_matrix import ConfusionMatrixView
 from app.ui.widgets.format_metrics import FORMAT_WIDTHS, FormatMetricsModel
 from app.ui.widgets.model_comparison import ComparisonView
+
+# What the gate may still judge: once approved a version's verdict is history.
+CANDIDATE_STATUSES = (ModelStatus.CANDIDATE, ModelStatus.GATE_PASSED, ModelStatus.GATE_FAILED)
 
 COLUMNS = ("Version", "Kind", "Status", "Test acc.", "Trained on", "Parent", "Created (UTC)")
 
@@ -90,14 +96,21 @@ class ModelsPage(Page):
         self.table.selectionModel().currentRowChanged.connect(self._selection_changed)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self._shown: ModelDetails | None = None
-        self._evaluating = False
+        self._working = False  # a compression, evaluation or gate of this page runs
 
-        self.evaluate_button = QPushButton("Evaluate")
-        self.evaluate_button.setEnabled(False)
-        self.evaluate_button.setToolTip(
-            "Score every format of the selected version on its test split (edgeloop evaluate)"
-            if context.actor.may(Permission.TRAIN) else "Your role may not evaluate models")
-        self.evaluate_button.clicked.connect(self.evaluate_selected)
+        may_train = context.actor.may(Permission.TRAIN)
+        self.compress_button = self._action_button(
+            "Compress", self.compress_selected, may_train,
+            "Export the selected version to ONNX and OpenVINO and quantize both to INT8 "
+            "(edgeloop compress)", "Your role may not compress models")
+        self.evaluate_button = self._action_button(
+            "Evaluate", self.evaluate_selected, may_train,
+            "Score every format of the selected version on its test split (edgeloop evaluate)",
+            "Your role may not evaluate models")
+        self.gate_button = self._action_button(
+            "Run gate", self.gate_selected, may_train,
+            "Compare the selected candidate with the deployed model on the same test split "
+            "(edgeloop models gate)", "Your role may not run the gate")
         may = context.actor.may(Permission.APPROVE_MODEL)
         self.approve_button = QPushButton("Approve...")
         self.approve_button.setEnabled(False)
@@ -106,8 +119,9 @@ class ModelsPage(Page):
         self.approve_button.clicked.connect(self.approve_selected)
         self.status = QLabel("")
         bar = QHBoxLayout()
-        bar.addWidget(self.evaluate_button)
-        bar.addWidget(self.approve_button)
+        for button in (self.compress_button, self.evaluate_button, self.gate_button,
+                       self.approve_button):
+            bar.addWidget(button)
         bar.addWidget(self.status, 1)
 
         self.tabs = QTabWidget()
@@ -237,11 +251,23 @@ class ModelsPage(Page):
         self._fill_compare_choices(model)
         self._enable_actions()
 
+    def _action_button(self, text: str, slot: Callable[[], None], allowed: bool,
+                       tip: str, refused: str) -> QPushButton:
+        button = QPushButton(text)
+        button.setEnabled(False)
+        button.setToolTip(tip if allowed else refused)
+        button.clicked.connect(slot)
+        return button
+
     def _enable_actions(self) -> None:
         model, actor = self._shown, self.context.actor
-        # One evaluation at a time: a second would only queue behind it on the database lane.
-        self.evaluate_button.setEnabled(model is not None and bool(model.formats)
-                                        and actor.may(Permission.TRAIN) and not self._evaluating)
+        # One piece of model work at a time: they share the compute lane and would queue.
+        ready = model is not None and actor.may(Permission.TRAIN) and not self._working
+        candidate = ready and model is not None and model.status in CANDIDATE_STATUSES
+        self.compress_button.setEnabled(ready)
+        self.evaluate_button.setEnabled(ready and model is not None and bool(model.formats))
+        self.gate_button.setEnabled(candidate and model is not None
+                                    and model.kind is ModelKind.EDGE)
         # Observers are not shipped to devices: nothing to approve.
         self.approve_button.setEnabled(model is not None and model.kind is ModelKind.EDGE
                                        and actor.may(Permission.APPROVE_MODEL))
@@ -324,30 +350,66 @@ class ModelsPage(Page):
         self.compare_format.blockSignals(False)
 
     # -- actions ------------------------------------------------------------------------------
+    def compress_selected(self) -> None:
+        """Make the ONNX and OpenVINO artifacts, FP32 and INT8, of the selected version."""
+        # Imported here: these load torch and the runtimes, which the window does not need
+        # to open.
+        from app.core.compress_service import compress_model
+
+        p, actor = self.context.project, self.context.actor
+        self._work_on_selected(
+            "Compressing",
+            lambda version, progress, cancel: compress_model(
+                p.db, p.blobs, p.audit, actor, version, progress=progress, cancel=cancel),
+            lambda version, outcome: f"{version}: made {', '.join(outcome.sizes)}; "
+                                     "evaluate or gate it next")
+
     def evaluate_selected(self) -> None:
         """Score every format of the selected version (the evaluation service; stored)."""
-        # Imported here: evaluation loads torch and the runtimes, which the window does not
-        # need to open.
         from app.core.evaluate_service import evaluate_model
 
+        p, actor = self.context.project, self.context.actor
+        self._work_on_selected(
+            "Evaluating",
+            lambda version, progress, cancel: evaluate_model(
+                p.db, p.blobs, p.audit, actor, version, progress=progress, cancel=cancel),
+            lambda version, evaluation: f"{version} scored on the test split of "
+                                        f"{evaluation.dataset}: "
+                                        f"{', '.join(f.value for f in evaluation.results)}")
+
+    def gate_selected(self) -> None:
+        """Run the gate on the selected candidate with the project's default budget."""
+        from app.core.gate import run_gate
+
+        p, actor = self.context.project, self.context.actor
+        self._work_on_selected(
+            "Gating",
+            lambda version, progress, cancel: run_gate(
+                p.db, p.blobs, p.audit, actor, version, progress=progress, cancel=cancel),
+            lambda version, verdict: f"{version} {'passed' if verdict.passed else 'failed'} "
+                                     "the gate" + ("" if verdict.passed else
+                                                   ": " + "; ".join(verdict.reasons)))
+
+    def _work_on_selected(self, verb: str, work: Callable[[str, Any, Any], Any],
+                          describe: Callable[[str, Any], str]) -> None:
+        """Run model work on the compute lane (minutes of CPU), then show what it made."""
         model = self.selected()
         if model is None:
             return
-        p, actor, version = self.context.project, self.context.actor, model.version
-        self._evaluating = True
+        version = model.version
+        self._working = True
         self._enable_actions()
         task = self.context.tasks.run(
-            f"Evaluating {version}",
-            lambda progress, cancel: evaluate_model(p.db, p.blobs, p.audit, actor, version,
-                                                    progress=progress, cancel=cancel))
-        task.succeeded.connect(lambda evaluation: (self.status.setText(
-            f"{version} scored on the test split of {evaluation.dataset}: "
-            f"{', '.join(f.value for f in evaluation.results)}"), self.refresh()))
+            f"{verb} {version}",
+            lambda progress, cancel: work(version, progress, cancel), compute=True)
+        task.succeeded.connect(lambda result: (self.status.setText(describe(version, result)),
+                                               self.refresh()))
         task.failed.connect(self.status.setText)
-        task.finished.connect(self._evaluated)
+        task.cancelled.connect(lambda: self.status.setText(f"{verb} {version}: cancelled"))
+        task.finished.connect(self._work_done)
 
-    def _evaluated(self) -> None:
-        self._evaluating = False
+    def _work_done(self) -> None:
+        self._working = False
         self._enable_actions()
 
     def approve_selected(self) -> None:
