@@ -12,7 +12,7 @@ import typer
 from app.cli.common import (
     DbOpt, ProjectOpt, UserOpt, acting_user, echo_table, format_time, open_from_cli,
 )
-from app.cli.longwork import ProgressLine, cancel_on_ctrl_c
+from app.cli.longwork import ProgressLine, cancel_on_ctrl_c, long_work
 from app.core.errors import InvalidInput
 from app.core.models import DeploymentState, RolloutState
 from app.core.progress import Cancelled, Progress
@@ -159,18 +159,11 @@ def deploy(
 
 
 def _run(ctx: FleetContext, actor, rollout_id: int, concurrency: int) -> None:  # type: ignore[no-untyped-def]
-    line = ProgressLine(_describe_stage)
-    with cancel_on_ctrl_c("the rollout") as cancel:
-        try:
-            run_rollout(ctx, actor, rollout_id, concurrency=concurrency, progress=line,
-                        cancel=cancel)
-        except Cancelled:
-            line.close()
-            typer.echo(f"Rollout {rollout_id} paused after the device(s) in flight; "
-                       f"`edgeloop rollout resume {rollout_id}` goes on.")
-            raise typer.Exit(130) from None
-        finally:
-            line.close()
+    with long_work("the rollout", f"Rollout {rollout_id} paused after the device(s) in "
+                   f"flight; `edgeloop rollout resume {rollout_id}` goes on.",
+                   _describe_stage) as (line, cancel):
+        run_rollout(ctx, actor, rollout_id, concurrency=concurrency, progress=line,
+                    cancel=cancel)
     view = rollout_view(ctx.db, rollout_id)
     _echo_view(view)
     if view.state is RolloutState.HALTED:
@@ -255,18 +248,13 @@ def rollout_rollback(
     A device that cannot be reached is reported and the rollout stays halted: run the
     roll back again once the device is online.
     """
-    line = ProgressLine(lambda step: f"rollback: {step.message}")
-    with open_from_cli(project, db) as p, cancel_on_ctrl_c("the roll back") as cancel:
-        try:
+    with open_from_cli(project, db) as p:
+        with long_work("the roll back",
+                       f"Roll back of rollout {rollout} stopped; devices already back stay "
+                       f"back; `edgeloop rollout rollback {rollout}` goes on.",
+                       lambda step: f"rollback: {step.message}") as (line, cancel):
             result = roll_back_rollout(FleetContext.of(p), acting_user(p, user), rollout, reason,
                                        concurrency=concurrency, progress=line, cancel=cancel)
-        except Cancelled:
-            line.close()
-            typer.echo(f"Roll back of rollout {rollout} stopped; devices already back stay "
-                       f"back; `edgeloop rollout rollback {rollout}` goes on.")
-            raise typer.Exit(130) from None
-        finally:
-            line.close()
         view = rollout_view(p.db, rollout)
     _echo_view(view)
     if result.failed:

@@ -99,10 +99,12 @@ def cancel_on_ctrl_c(what: str) -> Iterator[CancelToken]:
 
 
 @contextmanager
-def long_work(what: str, when_cancelled: str) -> Iterator[tuple[ProgressLine, CancelToken]]:
-    """A progress line and a Ctrl-C cancel token for one long command; a cancelled service
-    ends the command with ``when_cancelled`` (what was kept or not) and exit status 130."""
-    line = ProgressLine()
+def long_work(what: str, when_cancelled: str, render: Callable[[Progress], str] = describe,
+              ) -> Iterator[tuple[ProgressLine, CancelToken]]:
+    """A progress line (drawn by ``render``) and a Ctrl-C cancel token for one long command;
+    a cancelled service ends the command with ``when_cancelled`` (what was kept or not) and
+    exit status 130."""
+    line = ProgressLine(render)
     with cancel_on_ctrl_c(what) as cancel:
         try:
             yield line, cancel

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -19,6 +21,7 @@ import typer
 from app.cli.common import DbOpt, ProjectOpt, UserOpt, acting_user, echo_table, open_from_cli
 from app.cli.longwork import long_work
 from app.core.errors import InvalidInput
+from app.core.progress import CancelToken
 
 if TYPE_CHECKING:
     from app.fleet.closed_loop import DemoSettings
@@ -220,9 +223,7 @@ def run_headless(devices: int, scenario: str, phase: float, directory: Path | No
     from app.fleet.closed_loop import ClosedLoopDemo, demo_progress
 
     settings = _demo_settings(devices, scenario, phase)
-    with tempfile.TemporaryDirectory(prefix="edgeloop-demo-") as scratch, long_work(
-            "the demo", "Demo stopped; the simulated devices were shut down.") as (_, cancel):
-        root = _demo_root(directory, scratch)
+    with _demo_folder(directory) as (root, cancel):
         typer.echo(f"Closed-loop demo in {root}: {devices} simulated devices, drift "
                    f"'{scenario}', {phase:.0f} s per phase.")
         demo = ClosedLoopDemo(root, settings, say=typer.echo,
@@ -244,11 +245,16 @@ def _demo_settings(devices: int, scenario: str, phase: float) -> DemoSettings:
                         drift_seconds=2 * phase)
 
 
-def _demo_root(directory: Path | None, scratch: str) -> Path:
-    root = directory.resolve() if directory else Path(scratch)
-    if directory and root.exists() and any(root.iterdir()):
-        raise InvalidInput(f"--dir {root} is not empty; give a new or empty folder")
-    return root
+@contextmanager
+def _demo_folder(directory: Path | None) -> Iterator[tuple[Path, CancelToken]]:
+    """The demo's folder (``--dir``, which must be new or empty, else a temporary one removed
+    afterwards) and a Ctrl-C cancel token that ends the demo cleanly."""
+    with tempfile.TemporaryDirectory(prefix="edgeloop-demo-") as scratch, long_work(
+            "the demo", "Demo stopped; the simulated devices were shut down.") as (_, cancel):
+        root = directory.resolve() if directory else Path(scratch)
+        if directory and root.exists() and any(root.iterdir()):
+            raise InvalidInput(f"--dir {root} is not empty; give a new or empty folder")
+        yield root, cancel
 
 
 @loop_app.command("watch")
@@ -457,9 +463,7 @@ def run_app_demo(devices: int, scenario: str, phase: float, directory: Path | No
     from app.ui.demo import run_demo_app
 
     settings = _demo_settings(devices, scenario, phase)
-    with tempfile.TemporaryDirectory(prefix="edgeloop-demo-") as scratch, long_work(
-            "the demo", "Demo stopped; the simulated devices were shut down.") as (_, cancel):
-        root = _demo_root(directory, scratch)
+    with _demo_folder(directory) as (root, cancel):
         typer.echo(f"Demo in {root}: {devices} simulated devices; preparing the project and "
                    "the fleet (a few minutes), then the app opens.")
         return run_demo_app(root, settings, say=typer.echo, progress=demo_progress(typer.echo),
