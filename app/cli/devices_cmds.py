@@ -40,7 +40,7 @@ def list_(project: ProjectOpt = Path("."), db: DbOpt = None, user: UserOpt = Non
     echo_table(
         ["DEVICE", "NAME", "STATE", "HEALTH", "ADDRESS", "MODEL", "INSTALL", "LAST SEEN",
          "CAPTURES", "QUARANTINED"],
-        [[r.uid, r.name, r.enrollment.value, r.health.value,
+        [[r.uid, r.name, r.enrollment_text, r.health_text,
           f"{r.address}:{r.port}" if r.address and r.port else "-", r.model_version or "-",
           r.install_status or "-", format_age(r.last_seen, now), r.captures, r.quarantined]
          for r in rows],

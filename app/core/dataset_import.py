@@ -24,6 +24,7 @@ from app.core.audit import AuditTrail
 from app.core.blobs import BlobStore
 from app.core.db import Database
 from app.core.errors import InvalidInput
+from app.core.models.devices import GENERATOR_HARDWARE
 from app.core.models import (
     Annotation, AnnotationBox, AnnotationSource, Blob, Capture, CaptureReason, Device,
     LabelClass, ReviewStatus, utcnow,
@@ -42,7 +43,6 @@ BURST_INTERVAL = timedelta(minutes=5)
 MEDIA_TYPE = "image/png"
 # Render, encode and store this many at a time: bounded memory, and a cancel point.
 CHUNK = 128
-_GENERATOR_HARDWARE = "synthetic"
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def _refuse_real_device(session: Session, uid: str) -> Device | None:
     """The generator device ``uid`` if it exists; a real device of that uid is refused,
     because synthetic frames mixed into a camera's captures would pass for its own."""
     existing = session.scalar(select(Device).where(Device.uid == uid))
-    if existing is not None and existing.hardware != _GENERATOR_HARDWARE:
+    if existing is not None and existing.hardware != GENERATOR_HARDWARE:
         raise InvalidInput(f"device {uid!r} is a real device; generated captures go to a "
                            "device of their own (choose another device uid)")
     return existing
@@ -183,7 +183,7 @@ def _generator_device(session: Session, uid: str, now: datetime) -> int:
     existing = _refuse_real_device(session, uid)
     if existing is not None:
         return existing.id
-    device = Device(uid=uid, name="Synthetic scene generator", hardware=_GENERATOR_HARDWARE,
+    device = Device(uid=uid, name="Synthetic scene generator", hardware=GENERATOR_HARDWARE,
                     advertised={"source": "app.core.scene"}, first_seen=now)
     session.add(device)
     session.flush()

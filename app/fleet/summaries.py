@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.core.captures import counts_by_device_and_class
 from app.core.db import Database
 from app.core.errors import InvalidInput
+from app.core.models.devices import GENERATOR_HARDWARE
 from app.core.models import (
     AuditEvent, Deployment, DeploymentState, Device, DeviceHealth, EnrollmentState,
     ModelVersion, QuarantinedCapture, Rollout, RolloutState, User,
@@ -42,6 +43,15 @@ class DeviceRow:
     quarantined: int
     install_version: str | None = None  # the release of the device's latest deployment
     install_state: DeploymentState | None = None  # and where that deployment stands
+    generated: bool = False  # not a device: the source of captures the generator made
+
+    @property
+    def enrollment_text(self) -> str:
+        return "generated data" if self.generated else self.enrollment.value
+
+    @property
+    def health_text(self) -> str:
+        return "-" if self.generated else self.health.value
 
     @property
     def install_status(self) -> str | None:
@@ -109,7 +119,8 @@ def device_rows(db: Database) -> list[DeviceRow]:
         return [DeviceRow(d.uid, d.name, d.enrollment, d.health, d.address, d.ssh_port,
                           d.model_version, d.agent_version, d.last_seen,
                           captures[d.id], quarantined.get(d.id, 0),
-                          *installs.get(d.id, (None, None)))
+                          *installs.get(d.id, (None, None)),
+                          generated=d.hardware == GENERATOR_HARDWARE)
                 for d in session.scalars(select(Device).order_by(Device.uid))]
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from app.core.models import (
     AuditEvent, DeploymentState, Device, DeviceHealth, EnrollmentState, Role, utcnow,
 )
+from app.core.dataset_import import import_generated
 from app.core.project import Project
 from app.core.roles import Actor
 from app.core.users import actor_named, add_user
@@ -338,6 +339,14 @@ def test_the_fleet_page_lists_devices_and_a_failed_pull_is_a_dialog(  # type: ig
     assert page.model.data(index, Qt.ItemDataRole.DisplayRole) == "line-3-cam"
     assert _cell(page, "line-3-cam", "Enrollment") == "discovered"
     assert _cell(page, "line-3-cam", "Install status") == "-"  # never deployed to
+    # Generated training scenes belong to a "device" of their own: shown as data, not as a
+    # device waiting to be enrolled.
+    import_generated(p.db, p.blobs, p.audit, actor_named(p.db, "admin"), 3, size=64,
+                     device_uid="station-01")
+    page.refresh()
+    qtbot.waitUntil(lambda: page.model.rowCount() == 2, timeout=5000)
+    assert _cell(page, "station-01", "Enrollment") == "generated data"
+    assert _cell(page, "station-01", "Health") == "-"
     # No device is enrolled: the pull finishes with nothing to do, and re-enables the button.
     _click(qtbot, page.pull_button)
     qtbot.waitUntil(lambda: page.pull_button.isEnabled(), timeout=10000)

@@ -13,6 +13,10 @@ from app.core.models.base import Base, JSONType, UTCDateTime, utcnow
 from app.core.models.users import enum_column
 
 
+GENERATOR_HARDWARE = "synthetic"
+"""The hardware of the "device" that captures made by the scene generator belong to."""
+
+
 class EnrollmentState(str, enum.Enum):
     """Where a device stands: seen on the network, trusted, or deliberately dropped."""
 

@@ -59,7 +59,7 @@ HEALTH_TEXT = "#1b1b1b"
 
 def device_cells(row: DeviceRow) -> tuple[object, ...]:
     """A device as the table shows it."""
-    return (row.uid, row.name, row.enrollment.value, row.health.value, row.model_version or "-",
+    return (row.uid, row.name, row.enrollment_text, row.health_text, row.model_version or "-",
             row.install_status or "-",
             f"{row.address}:{row.port}" if row.address else "-",
             row.last_seen.strftime("%Y-%m-%d %H:%M") if row.last_seen else "-",
