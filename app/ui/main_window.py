@@ -5,7 +5,7 @@ shows the progress of long work with a Cancel button, turns a task's failure int
 that says what to do, and keeps its geometry, current page and theme in QSettings.
 
 Keys: Ctrl+1..9 open the pages in sidebar order, F5 reloads the page shown, Esc cancels the
-running task, Ctrl+Shift+L switches between the light and the dark theme.
+running task, Ctrl+Shift+L switches between the light and the dark theme, Ctrl+Q quits.
 """
 
 from __future__ import annotations
@@ -140,6 +140,14 @@ class MainWindow(QMainWindow):
 
     # -- menus, keys and themes ------------------------------------------------------------
     def _build_menus(self) -> None:
+        file = self.menuBar().addMenu("&File")
+        quit_app = QAction("Quit", self)
+        quit_app.setShortcut(QKeySequence(QKeySequence.StandardKey.Quit))
+        if quit_app.shortcut().isEmpty():  # platforms without a standard Quit key
+            quit_app.setShortcut(QKeySequence("Ctrl+Q"))
+        quit_app.triggered.connect(self.close)
+        file.addAction(quit_app)
+        self.addAction(quit_app)
         view = self.menuBar().addMenu("&View")
         for row, page in enumerate(self.pages[:9]):
             action = QAction(page.title, self)

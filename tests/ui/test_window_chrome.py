@@ -41,7 +41,8 @@ def test_keys_switch_pages_and_the_theme_and_the_theme_is_remembered(  # type: i
     dark = QApplication.palette().color(QPalette.ColorRole.Window).lightness()
     assert dark < 80 < light
     assert not window.sidebar.item(0).icon().isNull()
-    window.close()
+    qtbot.keyClick(window, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)  # quit
+    assert not window.isVisible()
     again = _window(qtbot, sqlite_project, TaskRunner(), settings)
     assert again.theme is Theme.DARK and again.current_page().title == "Audit"
     assert again.theme_actions[Theme.DARK].isChecked()
