@@ -15,6 +15,9 @@ def gui(
     user: UserOpt = None,
 ) -> None:
     """Open the desktop app on a project (sign-in first, unless the user has no password)."""
+    from app.cli.longwork import cancel_on_ctrl_c
     from app.ui.app import run_gui
 
-    raise typer.Exit(run_gui(project, user=user, db_url=db))
+    with cancel_on_ctrl_c("the app") as stop:
+        status = run_gui(project, user=user, db_url=db, stop=stop)
+    raise typer.Exit(status)

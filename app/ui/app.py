@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.core.errors import InvalidInput
+from app.core.progress import CancelToken
 from app.core.project import open_project
 from app.core.roles import Actor
 from app.core.users import actor_named, list_users
@@ -27,16 +28,19 @@ DEFAULT_WATCH_INTERVAL_S = 60.0
 
 
 def run_gui(project_path: Path, *, user: str | None = None, db_url: str | None = None,
-            watch_interval_s: float = DEFAULT_WATCH_INTERVAL_S) -> int:
+            watch_interval_s: float = DEFAULT_WATCH_INTERVAL_S,
+            stop: CancelToken | None = None) -> int:
     """Open the project, sign in, and run the window until it closes; the exit status.
 
     While the window is open a background task keeps the fleet's health current (and hands
-    running rollouts to devices that come back) every ``watch_interval_s``.
+    running rollouts to devices that come back) every ``watch_interval_s``. Setting ``stop``
+    (Ctrl-C in the terminal that started the app) closes the window as its Quit would.
     """
     if not display_available():
         raise InvalidInput("no display to open the app on (DISPLAY is not set); run it on a "
                            "desktop, under Xvfb, or use `edgeloop demo --headless`")
     import qasync
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QDialog
 
     from app.ui.main_window import MainWindow
@@ -65,6 +69,11 @@ def run_gui(project_path: Path, *, user: str | None = None, db_url: str | None =
         window.show()
         start_fleet_watch(context, watch_interval_s)
         app.lastWindowClosed.connect(loop.stop)
+        # Also gives Python a moment four times a second, so the terminal's Ctrl-C handler
+        # runs while Qt's loop waits.
+        stopper = QTimer(window)
+        stopper.timeout.connect(lambda: window.close() if stop and stop.cancelled else None)
+        stopper.start(250)
         with loop:
             loop.run_forever()
         return 0

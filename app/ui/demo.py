@@ -28,6 +28,7 @@ def run_demo_app(root: Path, settings: DemoSettings, *, say: Say, progress: Prog
         project_root = demo.release_project()
         say(f"== the app opens on {project_root} (signed in as admin); the simulated fleet "
             "runs until the window closes")
-        return run_gui(project_root, user="admin", watch_interval_s=DEMO_WATCH_INTERVAL_S)
+        return run_gui(project_root, user="admin", watch_interval_s=DEMO_WATCH_INTERVAL_S,
+                       stop=cancel)
     finally:
         demo.close()

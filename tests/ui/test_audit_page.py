@@ -4,10 +4,6 @@ range of days); the app starts and closes."""
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from pypdf import PdfReader
@@ -114,21 +110,3 @@ def test_export_the_audit_report_of_chosen_days_as_pdf(  # type: ignore[no-untyp
         assert (last.action, last.actor, last.object_id) == ("audit_exported", "admin", str(out))
         assert last.after["format"] == "pdf" and f"exported {last.after['events']} event(s)" \
             in page.count.text()
-
-
-def test_the_app_starts_on_a_project(sqlite_project: Project) -> None:
-    """The real entry point, in its own process (its event loop must not share pytest-qt's):
-    it signs the password-less admin in and keeps running until it is told to stop."""
-    root = sqlite_project.root
-    sqlite_project.close()
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(root)}
-    app = subprocess.Popen([sys.executable, "-m", "app.cli.main", "gui", "--project", str(root),
-                            "--user", "admin"], env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(6)
-        assert app.poll() is None, app.communicate()
-    finally:
-        app.terminate()
-        _, err = app.communicate(timeout=20)
-    assert "Traceback" not in err, err
