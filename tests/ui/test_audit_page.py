@@ -1,5 +1,5 @@
 """The Audit page: the log as a user filters and exports it (CSV, and the PDF report for a
-range of days); the app starts and closes."""
+range of days)."""
 
 from __future__ import annotations
 
