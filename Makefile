@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_DIR ?= $(CURDIR)/.demo
 
-.PHONY: setup demo test lint bench-db clean
+.PHONY: setup demo demo-headless test lint bench-db bench-ui clean
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,9 +15,14 @@ $(STAMP): pyproject.toml requirements/lock.txt
 
 setup: $(STAMP)
 
-# Until the desktop app lands (issue 8), the demo is the closed loop, headless, on a simulated
-# fleet: release 1, drift, alert, retraining, staged deploy, recovery (about six minutes).
+# The desktop app on a fresh demo project with a simulated fleet running (a few minutes of
+# setup first); with no display it says so and runs the headless closed loop instead.
 demo: setup
+	rm -rf $(DEMO_DIR)
+	$(BIN)/edgeloop demo --dir $(DEMO_DIR)
+
+# The closed loop, headless: release 1, drift, alert, retraining, staged deploy, recovery.
+demo-headless: setup
 	rm -rf $(DEMO_DIR)
 	$(BIN)/edgeloop demo --headless --dir $(DEMO_DIR)
 
@@ -29,6 +34,10 @@ test: setup
 
 bench-db: setup
 	$(BIN)/python -m bench.db_scale
+
+bench-ui: setup
+	$(BIN)/python -m bench.ui data-open --captures 1000000
+	$(BIN)/python -m bench.ui stall
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .hypothesis
