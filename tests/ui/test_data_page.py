@@ -19,7 +19,8 @@ from app.core.scene import CLASSES, SceneGenerator
 from app.core.users import actor_named
 from app.ui.main_window import MainWindow
 from app.ui.pages.base import PageContext
-from app.ui.pages.data import DETAIL_SIDE, DataPage, ThumbnailStateRole
+from app.ui.pages.data import DataPage
+from app.ui.widgets.capture_grid import DETAIL_SIDE, ThumbnailStateRole
 from app.ui.thumbnails import THUMBNAIL_SIDE, ThumbnailState
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
