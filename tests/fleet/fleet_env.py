@@ -21,6 +21,7 @@ from app.core.roles import Actor
 from app.core.users import actor_named
 from app.fleet.context import FleetContext
 from app.fleet.enrollment import Bootstrap, enroll
+from app.fleet.rollout_plan import HealthBounds
 from app.fleet.signing import load_or_create_signing_key
 from app.fleet.simulator import SimDevice, SimDeviceSpec, SimulatedFleet
 from tests.support.releases import make_release
@@ -89,3 +90,8 @@ def fleet_env(tmp_path: Path, count: int = 2, *, fps: float = 20.0,
     finally:
         fleet.stop()
         project.close()
+
+
+FAST = HealthBounds(min_fps=1.0, max_error_rate=0.05, window_s=2.0, poll_interval_s=0.3,
+                    timeout_s=30.0)
+"""Health limits that judge a simulated device in seconds, not minutes."""

@@ -23,19 +23,9 @@ from app.fleet.pull import DevicePuller, pull_devices
 from app.fleet.releases import register_release
 from app.fleet.rollout_plan import HealthBounds
 from app.fleet.signing import load_or_create_signing_key
-from tests.fleet.fleet_env import FleetEnv, fleet_env
+from tests.fleet.fleet_env import FAST, FleetEnv, fleet_env
 from tests.support.net import free_port
 from tests.support.releases import make_release
-
-FAST = HealthBounds(min_fps=1.0, max_error_rate=0.05, window_s=2.0, poll_interval_s=0.3,
-                    timeout_s=30.0)
-
-
-@pytest.fixture
-def env(tmp_path: Path):  # type: ignore[no-untyped-def]
-    with fleet_env(tmp_path, count=2) as built:
-        yield built
-
 
 def test_enroll_pins_the_host_key_and_installs_our_keys(env: FleetEnv) -> None:
     device = env.device(0)

@@ -4,7 +4,6 @@ release they ran before, the database says so, and a device that is offline is r
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -20,23 +19,12 @@ from app.fleet.deploy import run_rollout, start_rollout
 from app.fleet.health import poll_device
 from app.fleet.releases import register_release
 from app.fleet.rollback import roll_back_rollout
-from app.fleet.rollout_plan import HealthBounds
 from app.fleet.signing import load_or_create_signing_key
 from app.fleet.summaries import rollout_view
-from tests.fleet.fleet_env import FleetEnv, fleet_env
+from tests.fleet.fleet_env import FAST, FleetEnv
 from tests.support.net import free_port
 from tests.support.releases import make_release
 from tests.test_cli import edgeloop
-
-FAST = HealthBounds(min_fps=1.0, max_error_rate=0.05, window_s=2.0, poll_interval_s=0.3,
-                    timeout_s=30.0)
-
-
-@pytest.fixture
-def env(tmp_path: Path):  # type: ignore[no-untyped-def]
-    with fleet_env(tmp_path, count=2) as built:
-        yield built
-
 
 def _deploy_edge_2(env: FleetEnv) -> int:
     """Both devices enrolled and moved from their factory edge-1 to edge-2; the rollout id."""
