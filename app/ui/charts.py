@@ -12,8 +12,8 @@ from datetime import datetime
 from PySide6.QtCharts import (
     QChart, QChartView, QDateTimeAxis, QLineSeries, QValueAxis,
 )
-from PySide6.QtCore import QDateTime, QPointF, Qt, QTimeZone
-from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtCore import QDateTime, QEvent, QPointF, Qt, QTimeZone
+from PySide6.QtGui import QColor, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QWidget
 
 Point = tuple[float, float]
@@ -44,6 +44,30 @@ class LineChart(QChartView):
         chart.addAxis(self.y_axis, Qt.AlignmentFlag.AlignLeft)
         self.series: dict[str, QLineSeries] = {}
         self.threshold: float | None = None
+        self._follow_palette()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
+        # The light and dark themes change the application's palette; QtCharts draws with
+        # its own theme, so the chart's background, text and grid follow the palette here
+        # (the lines keep their colours).
+        if event.type() == QEvent.Type.PaletteChange:
+            self._follow_palette()
+        super().changeEvent(event)
+
+    def _follow_palette(self) -> None:
+        palette = self.palette()
+        base, text = palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
+        grid = palette.color(QPalette.ColorRole.Mid)
+        chart = self.chart()
+        chart.setBackgroundBrush(base)
+        chart.setTitleBrush(text)
+        chart.legend().setLabelColor(text)
+        self.setBackgroundBrush(palette.color(QPalette.ColorRole.Window))
+        for axis in chart.axes():
+            axis.setLabelsBrush(text)
+            axis.setTitleBrush(text)
+            axis.setGridLineColor(grid)
+            axis.setLinePenColor(grid)
 
     def line(self, name: str) -> QLineSeries:
         """The series called ``name``, created on first use."""
@@ -113,6 +137,7 @@ class TimeChart(LineChart):
         self.x_axis.setFormat("MM-dd HH:mm")
         self.x_axis.setTitleText("time (UTC)")
         chart.addAxis(self.x_axis, Qt.AlignmentFlag.AlignBottom)
+        self._follow_palette()
         # A date axis whose range is empty when the chart is first laid out gets no room,
         # and its labels stay missing once data arrives: start with a day's range.
         self._set_x_range(0.0, 86_400_000.0)
