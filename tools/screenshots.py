@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _shoot(project_root: Path, out: Path, settings_file: Path) -> int:
     from PySide6.QtCore import QSettings, QTimer
-    from PySide6.QtWidgets import QAbstractItemView, QApplication
+    from PySide6.QtWidgets import QAbstractItemView, QApplication, QListView
 
     from app.core.project import open_project
     from app.core.users import actor_named
@@ -80,6 +80,8 @@ def _shoot(project_root: Path, out: Path, settings_file: Path) -> int:
             if (view.isVisible() and model is not None and model.rowCount() > 0
                     and not view.selectionModel().hasSelection()):
                 view.setCurrentIndex(model.index(0, 0))
+                if isinstance(view, QListView):  # the Data grid: open the capture too
+                    view.doubleClicked.emit(model.index(0, 0))
 
     def grab(name: str) -> None:
         shot = app.primaryScreen().grabWindow(0, window.x(), window.y(),

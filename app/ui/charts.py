@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QWidget
 
 Point = tuple[float, float]
 ALERT_LEVEL = "alert level"  # the name of the threshold line
+MARKED_POINTS = 40  # lines with at most this many points show a marker on each
 
 
 class LineChart(QChartView):
@@ -40,6 +41,7 @@ class LineChart(QChartView):
         self.x_axis.setLabelFormat("%g")
         self.y_axis = QValueAxis()
         self.y_axis.setTitleText(y_label)
+        self.y_axis.setLabelFormat("%.3g")  # short labels: QtCharts elides long ones
         chart.addAxis(self.x_axis, Qt.AlignmentFlag.AlignBottom)
         chart.addAxis(self.y_axis, Qt.AlignmentFlag.AlignLeft)
         self.series: dict[str, QLineSeries] = {}
@@ -109,25 +111,35 @@ class LineChart(QChartView):
         return [] if series is None else [(p.x(), p.y()) for p in series.points()]
 
     def _rescale(self) -> None:
-        xs = [p.x() for s in self.series.values() for p in s.points()]
-        ys = [p.y() for s in self.series.values() for p in s.points()]
-        if self.threshold is not None and xs:
-            limit = self.line(ALERT_LEVEL)
-            limit.replace([QPointF(min(xs), self.threshold), QPointF(max(xs), self.threshold)])
-            ys.append(self.threshold)
+        data = [s for name, s in self.series.items() if name != ALERT_LEVEL]
+        xs = [p.x() for s in data for p in s.points()]
+        ys = [p.y() for s in data for p in s.points()]
         if not xs:
             return
-        self._set_x_range(min(xs), max(xs))
+        for series in data:
+            # Markers where a line has few points: a lone measurement is a dot, not nothing.
+            series.setPointsVisible(series.count() <= MARKED_POINTS)
+        low, high = self._x_span(min(xs), max(xs))
+        self._set_x_range(low, high)
+        if self.threshold is not None:
+            self.line(ALERT_LEVEL).replace([QPointF(low, self.threshold),
+                                            QPointF(high, self.threshold)])
+            ys.append(self.threshold)
         bottom, top = min(ys), max(ys)
         pad = (top - bottom) * 0.08 or max(abs(top) * 0.1, 0.01)
         self.y_axis.setRange(min(0.0, bottom) if bottom >= 0 else bottom - pad, top + pad)
 
+    def _x_span(self, low: float, high: float) -> tuple[float, float]:
+        """The x range to show: the data's, or one unit wide around a single x."""
+        return low, (high if high > low else low + 1)
+
     def _set_x_range(self, low: float, high: float) -> None:
-        self.x_axis.setRange(low, high if high > low else low + 1)
+        self.x_axis.setRange(low, high)
 
 
 class TimeChart(LineChart):
-    """A :class:`LineChart` whose x axis is wall-clock time (x values are ms since the epoch: :func:`epoch_ms`)."""
+    """A :class:`LineChart` whose x axis is wall-clock time (x values are ms since the epoch,
+    as :func:`epoch_ms` gives them)."""
 
     def __init__(self, title: str, y_label: str, parent: QWidget | None = None) -> None:
         super().__init__(title, "time", y_label, parent)
@@ -142,8 +154,15 @@ class TimeChart(LineChart):
         # and its labels stay missing once data arrives: start with a day's range.
         self._set_x_range(0.0, 86_400_000.0)
 
+    def _x_span(self, low: float, high: float) -> tuple[float, float]:
+        return low, (high if high > low else low + 60_000)  # a lone moment: one minute
+
     def _set_x_range(self, low: float, high: float) -> None:
-        self.x_axis.setRange(_when(low), _when(high if high > low else low + 60_000))
+        span_h = (high - low) / 3_600_000
+        # Labels as fine as the range needs, and no finer: seconds for minutes, days for weeks.
+        self.x_axis.setFormat("MM-dd" if span_h > 72 else "MM-dd HH:mm" if span_h > 2
+                              else "HH:mm:ss")
+        self.x_axis.setRange(_when(low), _when(high))
 
 
 def epoch_ms(moment: datetime) -> float:

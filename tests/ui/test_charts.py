@@ -48,3 +48,14 @@ def test_the_chart_follows_the_theme(qtbot) -> None:  # type: ignore[no-untyped-
         qtbot.waitUntil(lambda: chart.chart().backgroundBrush().color().lightness() > 200)
     finally:
         apply_theme(app, Theme.LIGHT)
+
+
+def test_a_lone_measurement_is_a_visible_dot_under_a_visible_alert_level(qtbot) -> None:  # type: ignore[no-untyped-def]
+    chart = TimeChart("PSI", "psi")
+    qtbot.addWidget(chart)
+    x = epoch_ms(datetime(2026, 11, 1, 8, tzinfo=timezone.utc))
+    chart.set_series({"fleet": [(x, 5.0)]}, threshold=0.25)
+    assert chart.series["fleet"].pointsVisible()
+    (x0, _), (x1, _) = chart.points(ALERT_LEVEL)
+    assert x0 == x and x1 > x  # a line, not a point, at the alert level
+    assert chart.x_axis.format() == "HH:mm:ss"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QTableView, QWidget
 
 from app.core.project import Project
@@ -38,6 +39,7 @@ class Page(QWidget):
 
 
 Row = TypeVar("Row")
+TINTED_TEXT = QColor("#1b1b1b")
 
 
 class RowsTableModel(QAbstractTableModel, Generic[Row]):
@@ -71,7 +73,14 @@ class RowsTableModel(QAbstractTableModel, Generic[Row]):
         return None
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
+        if not index.isValid():
+            return None
+        if role == Qt.ItemDataRole.ForegroundRole:
+            # A cell a subclass tints (alerts, states, differences) has a light background in
+            # both themes: its text must be dark, or the dark theme's light text vanishes.
+            tinted = self.data(index, Qt.ItemDataRole.BackgroundRole) is not None
+            return TINTED_TEXT if tinted else None
+        if role != Qt.ItemDataRole.DisplayRole:
             return None
         return str(self.cells(self.rows[index.row()])[index.column()])
 

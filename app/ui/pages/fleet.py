@@ -101,7 +101,7 @@ class FleetPage(Page):
         self.model = DeviceTableModel()
         self.table = QTableView()
         self.table.setModel(self.model)
-        configure_table(self.table, (110, 125, 85, 75, 65, 125, 115, 120, 70))
+        configure_table(self.table, (110, 125, 110, 75, 65, 125, 115, 120, 70))
         self.table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
 
