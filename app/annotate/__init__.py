@@ -1,1 +1,2 @@
-"""Labeling and review: annotation formats (Qt-free) and the labeling widgets."""
+"""Annotation and review: labels and who gave them, the label schema, the import/export
+formats (all Qt-free), and in ``app.annotate.widgets`` the labeling pane and review page."""
