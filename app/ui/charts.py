@@ -13,7 +13,7 @@ from PySide6.QtCharts import (
     QChart, QChartView, QDateTimeAxis, QLineSeries, QValueAxis,
 )
 from PySide6.QtCore import QDateTime, QEvent, QPointF, Qt, QTimeZone
-from PySide6.QtGui import QColor, QPainter, QPalette, QPen
+from PySide6.QtGui import QColor, QPainter, QPalette, QPen, QShowEvent
 from PySide6.QtWidgets import QWidget
 
 Point = tuple[float, float]
@@ -47,6 +47,14 @@ class LineChart(QChartView):
         self.series: dict[str, QLineSeries] = {}
         self.threshold: float | None = None
         self._follow_palette()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        # QtCharts measures the axis labels of a hidden chart (a page not shown yet) too
+        # narrow and elides them ("4..."); setting the format again makes it measure anew.
+        label_format = self.y_axis.labelFormat()
+        self.y_axis.setLabelFormat(label_format + " ")
+        self.y_axis.setLabelFormat(label_format)
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
         # The light and dark themes change the application's palette; QtCharts draws with
