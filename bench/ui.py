@@ -262,6 +262,8 @@ def main() -> None:
     stall.add_argument("--fill", type=float, default=20.0,
                        help="seconds the devices capture before the pull")
     stall.add_argument("--epochs", type=int, default=4)
+    stall.add_argument("--trace", action="store_true",
+                       help="print the other threads' stacks when the main thread stalls")
     stall.set_defaults(run=bench_stall)
     args = parser.parse_args()
     args.run(args)
@@ -271,7 +273,7 @@ def bench_stall(args: argparse.Namespace) -> None:
     from bench.ui_stall import main_stall
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    main_stall(args.devices, args.fill, args.epochs)
+    main_stall(args.devices, args.fill, args.epochs, args.trace)
 
 
 if __name__ == "__main__":

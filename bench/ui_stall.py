@@ -60,10 +60,11 @@ class StallMeter:
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(self._tick)
         self.stalls: list[float] = []
+        self.worst: list[tuple[float, float]] = []  # (when, stall) of stalls over 20 ms
         self._last = 0.0
 
     def start(self) -> None:
-        self.stalls = []
+        self.stalls, self.worst = [], []
         self._last = time.perf_counter()
         self.timer.start()
 
@@ -73,17 +74,54 @@ class StallMeter:
 
     def _tick(self) -> None:
         now = time.perf_counter()
-        self.stalls.append(max(0.0, (now - self._last) * 1000 - TICK_MS))
+        stall = max(0.0, (now - self._last) * 1000 - TICK_MS)
+        self.stalls.append(stall)
+        if stall > 20:
+            self.worst.append((now, stall))
         self._last = now
 
 
+class StallTracer:
+    """With ``--trace``: a watchdog thread that, when the main thread's timer is over 100 ms
+    late, prints every other thread's stack once: what held the interpreter meanwhile."""
+
+    def __init__(self, meter: StallMeter) -> None:
+        import threading
+
+        self.meter = meter
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="stall-tracer", daemon=True)
+
+    def _watch(self) -> None:
+        import sys
+        import threading
+        import traceback
+
+        main = threading.main_thread().ident
+        reported = 0.0
+        while not self.stop.wait(0.01):
+            late = time.perf_counter() - self.meter._last
+            if late > 0.1 and self.meter.timer.isActive() and self.meter._last != reported:
+                reported = self.meter._last
+                print(f"-- main thread {late * 1000:.0f} ms late; other threads:", flush=True)
+                for ident, frame in sys._current_frames().items():
+                    if ident != threading.get_ident():
+                        print("MAIN" if ident == main else "thread", flush=True)
+                        importing = [f.f_locals.get("name") for f, _ in traceback.walk_stack(frame)
+                                     if f.f_code.co_name == "_find_and_load"]
+                        if importing:
+                            print(f"  importing {importing[::-1]}", flush=True)
+                        print("".join(traceback.format_stack(frame, limit=6)), flush=True)
+
+
 def run_stall(devices: int = 3, fill_s: float = 20.0, scenes: int = 900, epochs: int = 4,
-              size: int = 64) -> list[Gaps]:
+              size: int = 64, trace: bool = False) -> list[Gaps]:
     """Build the project and fleet, then measure idle and loaded stretches (see module)."""
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
     from app.fleet.pull import pull_devices
+    from app.ui.app import start_training_warm_up
     from app.ui.main_window import MainWindow
     from app.ui.pages import default_pages
     from app.ui.pages.base import PageContext
@@ -126,14 +164,26 @@ def run_stall(devices: int = 3, fill_s: float = 20.0, scenes: int = 900, epochs:
             window.show()
             window.show_page("Training")
             meter = StallMeter()
+            tracer = StallTracer(meter) if trace else None
+            if tracer is not None:
+                tracer.thread.start()
 
             def spin(seconds: float) -> None:
                 loop = QEventLoop()
                 QTimer.singleShot(int(seconds * 1000), loop.quit)
                 loop.exec()
 
-            spin(3.0)  # the pages' first loads (the Training page lists the dataset)
-            results = []
+            # Startup as the app does it: the pages' first loads and the training warm-up
+            # (app.ui.app.start_training_warm_up), measured as a stretch of its own.
+            start = time.perf_counter()
+            meter.start()
+            warm = start_training_warm_up(window.context)
+            spin(1.0)
+            while warm.running:
+                spin(0.1)
+            startup = Gaps("startup (pages + warm-up)", time.perf_counter() - start,
+                           meter.stop())
+            spin(2.0)  # the Training page lists the dataset
 
             start = time.perf_counter()
             training_page = window.page("Training")
@@ -154,22 +204,28 @@ def run_stall(devices: int = 3, fill_s: float = 20.0, scenes: int = 900, epochs:
             while pull.running or train.running:
                 spin(0.1)
             loaded = Gaps("pull + training", time.perf_counter() - start, meter.stop())
-            pulled_n = sum(getattr(r, "pulled", 0) for r in (pulled[0] if pulled else []))
-            print(f"pulled {pulled_n} captures", flush=True)
+            results_of_pull = pulled[0] if pulled else []
+            print(f"pulled {sum(r.imported for r in results_of_pull)} captures from "
+                  f"{len(results_of_pull)} devices", flush=True)
+            for at, stall in sorted(meter.worst, key=lambda w: -w[1])[:5]:
+                print(f"  stall {stall:6.1f} ms at {at - start:6.2f} s", flush=True)
 
             meter.start()
             spin(min(loaded.seconds, 30.0))
             idle = Gaps("idle window (baseline)", min(loaded.seconds, 30.0), meter.stop())
-            results = [idle, loaded]
+            results = [startup, idle, loaded]
             window.close()
             runner.shutdown()
+            if tracer is not None:
+                tracer.stop.set()
+                tracer.thread.join()
         finally:
             fleet.stop()
             project.close()
     return results
 
 
-def main_stall(devices: int, fill_s: float, epochs: int) -> None:
+def main_stall(devices: int, fill_s: float, epochs: int, trace: bool = False) -> None:
     print(machine())
-    for gaps in run_stall(devices=devices, fill_s=fill_s, epochs=epochs):
+    for gaps in run_stall(devices=devices, fill_s=fill_s, epochs=epochs, trace=trace):
         print(gaps.line())

@@ -186,3 +186,26 @@ def train_classifier(
     model.load_state_dict(best_state)
     seconds = time.perf_counter() - started
     return TrainResult(model.eval(), best_epoch, best_acc, history, seconds, seen / seconds)
+
+
+def warm_up_training(progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
+                     ) -> float:
+    """Train a tiny network for one epoch on random images; the seconds it took.
+
+    A process's first training pays for torch's one-time setup (kernel selection, the
+    autograd engine, the augmentation graph), some of it in C while holding the interpreter
+    lock: measured, two pauses of ~200 ms for every other thread, the desktop app's event
+    loop included. The app runs this once in the background as it starts, so no training a
+    person starts later stalls the window (bench/ui.py stall).
+    """
+    from app.core.nets import build_net
+
+    started = time.perf_counter()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (16, 64, 64, 3), dtype=np.uint8)
+    labels = np.arange(16) % 2
+    config = TrainConfig(epochs=1, batch_size=8, augment=AugmentConfig.preset("flip"))
+    train_classifier(build_net("edgenet", 2), (images, labels), (images, labels), config,
+                     progress=lambda _: None, cancel=cancel)
+    progress(Progress("warm-up", 1, 1, "training warmed up"))
+    return time.perf_counter() - started

@@ -16,6 +16,7 @@ from app.core.users import actor_named, list_users
 
 if TYPE_CHECKING:
     from app.ui.pages.base import PageContext
+    from app.ui.tasks import Task
 
 
 def display_available() -> bool:
@@ -68,6 +69,7 @@ def run_gui(project_path: Path, *, user: str | None = None, db_url: str | None =
         window = MainWindow(context, default_pages())
         window.show()
         start_fleet_watch(context, watch_interval_s)
+        start_training_warm_up(context)
         app.lastWindowClosed.connect(loop.stop)
         # Also gives Python a moment four times a second, so the terminal's Ctrl-C handler
         # runs while Qt's loop waits.
@@ -92,6 +94,16 @@ def start_fleet_watch(context: PageContext, interval_s: float) -> None:
         "Watching the fleet",
         lambda progress, cancel: watch_fleet(ctx, actor, interval_s=interval_s, cancel=cancel),
         network=True, background=True)
+
+
+def start_training_warm_up(context: PageContext) -> Task:
+    """Pay torch's one-time setup now, on the compute lane, while the pages load (see
+    :func:`~app.core.training.warm_up_training`); a training started later then runs
+    without pausing the window."""
+    from app.core.training import warm_up_training
+
+    return context.tasks.run("Warming up training", lambda progress, cancel: warm_up_training(
+        progress, cancel), compute=True, background=True)
 
 
 def _passwordless(project, user: str | None) -> Actor | None:  # type: ignore[no-untyped-def]
