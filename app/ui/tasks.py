@@ -91,8 +91,10 @@ class TaskRunner(QObject):
     def _submit(self, pool: ThreadPoolExecutor, task: Task, work: Work) -> None:
         if self._closed:
             return
-        task.future = pool.submit(self._call, task, work)
+        # Announced before it can run: listeners (the window's failure dialog) connect in
+        # their slot for `started`, and a task that fails at once must not beat them.
         self.started.emit(task)
+        task.future = pool.submit(self._call, task, work)
 
     @staticmethod
     def _call(task: Task, work: Work) -> None:
