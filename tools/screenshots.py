@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             ctx, admin = demo.prepare(drift=True)
             if not args.no_pipeline:
                 demo.run_pipeline(ctx, admin)
+                time.sleep(20)  # the devices capture under the new model meanwhile
+            demo.fill_review_queue(ctx, admin)
             project_root = demo.release_project()
             return _shoot(project_root, args.out, root / "settings.ini")
         finally:

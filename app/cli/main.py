@@ -12,6 +12,8 @@ from app.cli.dataset_cmds import dataset_app, train
 from app.cli.devices_cmds import devices_app
 from app.cli.fleet_cmds import deploy, pull, releases_app, rollout_app
 from app.cli.gui_cmd import gui
+from app.cli.labels_cmds import classes_app, labels_app
+from app.cli.labels_io_cmds import export_labels_cmd, import_labels_cmd
 from app.cli.loop_cmds import demo, drift_app, loop_app, observe, observer_app
 from app.cli.models_cmds import compress, evaluate, models_app, prune
 from app.cli.project_cmds import info, init
@@ -32,6 +34,10 @@ cli.command()(pull)
 cli.command()(deploy)
 cli.add_typer(devices_app, name="devices")
 cli.add_typer(dataset_app, name="dataset")
+labels_app.command("export")(export_labels_cmd)
+labels_app.command("import")(import_labels_cmd)
+cli.add_typer(labels_app, name="labels")
+cli.add_typer(classes_app, name="classes")
 cli.command()(train)
 cli.command()(compress)
 cli.command()(prune)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.core.audit import AuditTrail
 from app.core.blobs import BlobStore
+from app.core.class_names import prediction_class_ids
 from app.core.db import Database
 from app.core.errors import InvalidInput
 from app.core.models.devices import GENERATOR_HARDWARE
@@ -107,21 +108,23 @@ def import_generated(
            for i in range(start_index, start_index + count)}
 
     with db.read() as session:
-        _refuse_real_device(session, device_uid)
-        have = _existing_ids(session, device_uid, list(ids))
+        refuse_other_device(session, device_uid, GENERATOR_HARDWARE)
+        have = existing_capture_ids(session, device_uid, list(ids))
     wanted = [i for name, i in ids.items() if name not in have]
     rendered = _render_and_store(generator, blobs, wanted, progress, cancel)
     cancel.check()
 
     now = clock()
     with db.write() as session:
-        device_id = _generator_device(session, device_uid, now)
+        device_id = source_device(session, device_uid, hardware=GENERATOR_HARDWARE,
+                                  name="Synthetic scene generator",
+                                  advertised={"source": "app.core.scene"}, now=now)
         # Checked again under the write lock: another import may have committed meanwhile.
-        have = _existing_ids(session, device_uid, list(ids))
+        have = existing_capture_ids(session, device_uid, list(ids))
         fresh = [r for r in rendered
                  if generated_capture_id(seed, size, generator.scenario, r.index) not in have]
         class_ids, created = _label_classes(session)
-        _insert_blob_rows(session, fresh, now)
+        insert_blob_rows(session, {r.sha256: (r.size, MEDIA_TYPE) for r in fresh}, now)
         _insert_captures(session, device_id, fresh, seed, size, generator.scenario, class_ids,
                          actor, now)
         audit.append(
@@ -136,7 +139,8 @@ def import_generated(
     return len(fresh)
 
 
-def _existing_ids(session: Session, device_uid: str, names: Sequence[str]) -> set[str]:
+def existing_capture_ids(session: Session, device_uid: str, names: Sequence[str]) -> set[str]:
+    """Which of ``names`` (device capture ids) device ``device_uid`` already has."""
     found: set[str] = set()
     for start in range(0, len(names), 500):  # keep IN lists well inside SQLite's limits
         found.update(session.scalars(
@@ -169,22 +173,27 @@ def _render_and_store(generator: SceneGenerator, blobs: BlobStore, indices: Sequ
     return rendered
 
 
-def _refuse_real_device(session: Session, uid: str) -> Device | None:
-    """The generator device ``uid`` if it exists; a real device of that uid is refused,
-    because synthetic frames mixed into a camera's captures would pass for its own."""
+def refuse_other_device(session: Session, uid: str, hardware: str) -> Device | None:
+    """Device ``uid`` if it exists and is of ``hardware`` (the generator's, an import's);
+    a device of other hardware (a real camera) is refused, because frames from elsewhere
+    mixed into its captures would pass for its own."""
     existing = session.scalar(select(Device).where(Device.uid == uid))
-    if existing is not None and existing.hardware != GENERATOR_HARDWARE:
-        raise InvalidInput(f"device {uid!r} is a real device; generated captures go to a "
+    if existing is not None and existing.hardware != hardware:
+        raise InvalidInput(f"device {uid!r} is a real device or another source's (hardware "
+                           f"{existing.hardware!r}, not {hardware!r}); these captures go to a "
                            "device of their own (choose another device uid)")
     return existing
 
 
-def _generator_device(session: Session, uid: str, now: datetime) -> int:
-    existing = _refuse_real_device(session, uid)
+def source_device(session: Session, uid: str, *, hardware: str, name: str,
+                  advertised: dict[str, str], now: datetime) -> int:
+    """The id of the device that holds the captures of a source other than a camera (the
+    scene generator, an import), created if missing (see :func:`refuse_other_device`)."""
+    existing = refuse_other_device(session, uid, hardware)
     if existing is not None:
         return existing.id
-    device = Device(uid=uid, name="Synthetic scene generator", hardware=GENERATOR_HARDWARE,
-                    advertised={"source": "app.core.scene"}, first_seen=now)
+    device = Device(uid=uid, name=name, hardware=hardware, advertised=advertised,
+                    first_seen=now)
     session.add(device)
     session.flush()
     return device.id
@@ -192,8 +201,8 @@ def _generator_device(session: Session, uid: str, now: datetime) -> int:
 
 def _label_classes(session: Session) -> tuple[dict[str, int], list[str]]:
     """Ids of the generator's classes; those the project lacks are added after the others."""
-    found = dict(session.execute(
-        select(LabelClass.name, LabelClass.id).where(LabelClass.name.in_(CLASSES))).all())
+    # A generator class that was renamed or merged lands on the class it became.
+    found = prediction_class_ids(session, CLASSES)
     created = [name for name in CLASSES if name not in found]
     top = session.scalar(select(func.max(LabelClass.position)))
     position = 0 if top is None else top + 1
@@ -206,14 +215,14 @@ def _label_classes(session: Session) -> tuple[dict[str, int], list[str]]:
     return found, created
 
 
-def _insert_blob_rows(session: Session, fresh: Sequence[_Rendered], now: datetime) -> None:
-    sizes = {r.sha256: r.size for r in fresh}
+def insert_blob_rows(session: Session, blobs: dict[str, tuple[int, str]], now: datetime) -> None:
+    """Blob rows for stored blobs (sha256 -> (size, media type)) the table lacks."""
     have: set[str] = set()
-    shas = list(sizes)
+    shas = list(blobs)
     for start in range(0, len(shas), 500):
         have.update(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(shas[start:start + 500]))))
-    rows = [{"sha256": sha, "size": size, "media_type": MEDIA_TYPE, "created_at": now}
-            for sha, size in sizes.items() if sha not in have]
+    rows = [{"sha256": sha, "size": size, "media_type": media_type, "created_at": now}
+            for sha, (size, media_type) in blobs.items() if sha not in have]
     if rows:
         session.execute(insert(Blob), rows)
 

@@ -3,7 +3,9 @@ compare, verify and load them.
 
 A version is named ``name@N`` (``inspection@3``); ``name`` alone means its newest version.
 Freezing takes the current approved label of every reviewed capture (the newest
-non-superseded annotation with a class), splits them with :mod:`app.core.dataset_split`
+non-superseded annotation with a class), leaves out captures whose current labels by
+different people disagree (a conflict, :mod:`app.core.label_agreement`: an engineer resolves
+it first; the audit event and the log say how many were left out), splits them with :mod:`app.core.dataset_split`
 (stratified, near-duplicates together, deterministic in content and seed), and writes the
 version, its samples (each a copy of the label and boxes it had) and an audit event in one
 transaction. The ORM guards (:mod:`app.core.models.guards`) then refuse any change to it;
@@ -16,6 +18,7 @@ version adds nothing but a number to keep apart from the real ones.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections import defaultdict
@@ -37,6 +40,7 @@ from app.core.dataset_split import (
 )
 from app.core.db import Database
 from app.core.errors import BlobCorrupt, BlobError, InvalidInput
+from app.core.label_agreement import conflicts
 from app.core.models import (
     Annotation, AnnotationBox, Capture, Dataset, DatasetSample, DatasetVersion, Device,
     LabelClass, ReviewStatus, Split, User, utcnow,
@@ -45,6 +49,7 @@ from app.core.progress import CancelToken, Progress, ProgressFn, no_progress
 from app.core.roles import Actor, Permission, authorize
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
 
 DEFAULT_DATASET = "inspection"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -186,7 +191,8 @@ def freeze_version(
     docstring); return its summary.
 
     The label schema is the project's non-retired classes in position order; a capture whose
-    current label is a retired class is left out (the audit event counts them). Raises
+    current label is a retired class is left out, and so is a capture in conflict (people's
+    current labels disagree); the audit event counts both. Raises
     :class:`InvalidInput` when nothing is labelled, or when nothing changed since the newest
     version and ``allow_unchanged`` is false.
     """
@@ -203,9 +209,14 @@ def freeze_version(
     with db.write() as session:
         progress(Progress("freeze", 0, 3, "reading the current labels"))
         classes = {c.id: c for c in session.scalars(select(LabelClass))}
-        schema = [c.name for c in sorted(classes.values(), key=lambda c: (c.position, c.id))
-                  if not c.retired]
-        labelled = _current_labels(session)
+        schema_classes = [c for c in sorted(classes.values(), key=lambda c: (c.position, c.id))
+                          if not c.retired]
+        schema = [c.name for c in schema_classes]
+        labelled, conflicted = _current_labels(session)
+        if conflicted:
+            log.warning("freezing %s leaves out %d capture(s) whose labels by different people "
+                        "disagree; resolve them (`edgeloop labels conflicts`)", dataset,
+                        conflicted)
         kept = [row for row in labelled if not classes[row.class_id].retired]
         if not kept:
             raise InvalidInput(f"there are no labelled captures to freeze into {dataset!r}. "
@@ -246,7 +257,7 @@ def freeze_version(
             dataset_id=record.id, number=(parent.number + 1) if parent else 1,
             parent_id=parent.id if parent else None, created_by_id=actor.user_id,
             created_at=now, frozen_at=now, content_hash=digest, split_seed=seed,
-            label_schema=schema, notes=notes)
+            label_schema=schema, label_class_ids=[c.id for c in schema_classes], notes=notes)
         session.add(version)
         session.flush()
         # One bulk INSERT, not one ORM object per sample: thousands of rows in a statement
@@ -264,7 +275,8 @@ def freeze_version(
                             "seed": seed, "fractions": list(shares),
                             "near_window_s": near_window_s,
                             "parent": f"{dataset}@{parent.number}" if parent else None,
-                            "left_out_retired_class": len(labelled) - len(kept)})
+                            "left_out_retired_class": len(labelled) - len(kept),
+                            "left_out_conflicted": conflicted})
         cancel.check()
     progress(Progress("freeze", 3, 3, f"froze {summary.ref}: {summary.total} samples"))
     return summary
@@ -292,7 +304,8 @@ def diff_versions(db: Database, ref_a: str | int, ref_b: str | int) -> VersionDi
     changed, splits changed, and the class counts before and after."""
     with db.read() as session:
         a, b = _resolve(session, ref_a), _resolve(session, ref_b)
-        names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
+        current = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
+        names_a, names_b = _version_names(a, current), _version_names(b, current)
         before, after = _sample_map(session, a.id), _sample_map(session, b.id)
         summary_a, summary_b = _summaries(session, [a, b])
     common = sorted(before.keys() & after.keys())
@@ -300,7 +313,8 @@ def diff_versions(db: Database, ref_a: str | int, ref_b: str | int) -> VersionDi
         a=summary_a.ref, b=summary_b.ref,
         added=tuple(sorted(after.keys() - before.keys())),
         removed=tuple(sorted(before.keys() - after.keys())),
-        relabelled=tuple(Relabel(c, names.get(before[c][0], "?"), names.get(after[c][0], "?"))
+        relabelled=tuple(Relabel(c, names_a.get(before[c][0], "?"),
+                                 names_b.get(after[c][0], "?"))
                          for c in common if before[c][0] != after[c][0]),
         moved=tuple(Move(c, before[c][1], after[c][1])
                     for c in common if before[c][1] != after[c][1]),
@@ -312,11 +326,13 @@ def verify_version(db: Database, ref: str | int) -> bool:
     """Whether the version's samples still hash to its content hash.
 
     The ORM guards stop changes made through sessions; this catches the rest (raw SQL, a
-    restored backup, a renamed class the samples point at).
+    restored backup). Class names are the version's own (``label_class_ids``), so renaming a
+    class later does not change what an old version hashes to.
     """
     with db.read() as session:
         version = _resolve(session, ref)
-        names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
+        names = _version_names(version, dict(session.execute(
+            select(LabelClass.id, LabelClass.name)).all()))
         rows = session.execute(select(DatasetSample.blob_sha256, DatasetSample.class_id,
                                       DatasetSample.split, DatasetSample.boxes)
                                .where(DatasetSample.version_id == version.id)).all()
@@ -353,7 +369,8 @@ def load_split(
     with db.read() as session:
         version = _resolve(session, ref_or_id)
         ref, schema = f"{version.dataset.name}@{version.number}", tuple(version.label_schema)
-        names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
+        names = _version_names(version, dict(session.execute(
+            select(LabelClass.id, LabelClass.name)).all()))
         rows = session.execute(
             select(DatasetSample.capture_id, DatasetSample.blob_sha256, DatasetSample.class_id,
                    Device.uid, Capture.device_capture_id)
@@ -368,7 +385,7 @@ def load_split(
         if class_name not in index:
             raise InvalidInput(f"{ref}: capture {capture_id} ({uid}/{name}) has class "
                                f"{class_name!r}, which is not in the version's label schema "
-                               f"{list(schema)} (was the class renamed after freezing?)")
+                               f"{list(schema)}")
         labels[i] = index[class_name]
     images = np.empty((len(rows), size, size, 3), dtype=np.uint8)
 
@@ -440,8 +457,9 @@ def _resolve(session: Session, ref: str | int) -> DatasetVersion:
     return version
 
 
-def _current_labels(session: Session) -> list[_Labelled]:
-    """Each reviewed capture's newest non-superseded annotation that gives a class."""
+def _current_labels(session: Session) -> tuple[list[_Labelled], int]:
+    """Each reviewed capture's newest non-superseded annotation that gives a class, leaving
+    out captures in conflict; and how many were left out for that."""
     ranked = (
         select(Annotation.id.label("annotation_id"), Annotation.capture_id,
                Annotation.class_id,
@@ -458,7 +476,14 @@ def _current_labels(session: Session) -> list[_Labelled]:
         .join(ranked, ranked.c.capture_id == Capture.id)
         .join(Device, Device.id == Capture.device_id)
         .where(ranked.c.rank == 1))
-    return [_Labelled(*row) for row in rows]
+    labelled = [_Labelled(*row) for row in rows]
+    # Only captures two people labelled can be in conflict: the query inside looks at those
+    # alone, so this costs nothing while everyone labels different captures.
+    conflicted = conflicts(session).keys()
+    if not conflicted:
+        return labelled, 0
+    kept = [row for row in labelled if row.capture_id not in conflicted]
+    return kept, len(labelled) - len(kept)
 
 
 def _boxes_of(session: Session, annotation_ids: list[int],
@@ -474,6 +499,13 @@ def _boxes_of(session: Session, annotation_ids: list[int],
     return boxes
 
 
+def _version_names(version: DatasetVersion, current: dict[int, str]) -> dict[int, str]:
+    """Class id -> name as ``version`` was frozen with them (a later rename changes nothing);
+    ids it does not record fall back to today's names."""
+    recorded = version.label_class_ids or []
+    return {**current, **dict(zip(recorded, version.label_schema))}
+
+
 def _sample_map(session: Session, version_id: int) -> dict[int, tuple[int | None, Split]]:
     return {capture_id: (class_id, split) for capture_id, class_id, split in session.execute(
         select(DatasetSample.capture_id, DatasetSample.class_id, DatasetSample.split)
@@ -484,7 +516,8 @@ def _summaries(session: Session, versions: list[DatasetVersion]) -> list[Version
     if not versions:
         return []
     ids = [v.id for v in versions]
-    names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
+    current = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
+    names = {v.id: _version_names(v, current) for v in versions}
     counts: dict[int, dict[str, dict[str, int]]] = {
         v.id: {s.value: {name: 0 for name in v.label_schema} for s in Split} for v in versions}
     for start in range(0, len(ids), _IN_CHUNK):
@@ -494,7 +527,7 @@ def _summaries(session: Session, versions: list[DatasetVersion]) -> list[Version
                 .where(DatasetSample.version_id.in_(ids[start:start + _IN_CHUNK]))
                 .group_by(DatasetSample.version_id, DatasetSample.split, DatasetSample.class_id)):
             per_class = counts[version_id][split.value]
-            name = names.get(class_id, "?")
+            name = names[version_id].get(class_id, "?")
             per_class[name] = per_class.get(name, 0) + n
     parent = aliased(DatasetVersion)
     extra = {row[0]: row[1:] for row in session.execute(

@@ -29,13 +29,14 @@ from sqlalchemy import exists, func, insert, select, update
 
 from app.core.audit import AuditTrail
 from app.core.blobs import BlobStore
+from app.core.class_names import prediction_class_ids
 from app.core.datasets import decode_blob_image
 from app.core.db import Database
 from app.core.errors import BlobError, InvalidInput
 from app.core.export import pack_ir, read_ir, read_onnx_metadata
 from app.core.model_store import ModelInfo, find_model, model_info, unpack_artifact
 from app.core.models import (
-    ArtifactFormat, Capture, LabelClass, ModelKind, ModelStatus, ModelVersion, Observation,
+    ArtifactFormat, Capture, ModelKind, ModelStatus, ModelVersion, Observation,
 )
 from app.core.progress import CancelToken, Progress, ProgressFn, no_progress
 from app.core.project_settings import get_setting, put_setting
@@ -315,7 +316,7 @@ def observe_captures(
     cancel = cancel or CancelToken()
     info = active_observer(db, observer)
     with db.read() as session:
-        class_ids = dict(session.execute(select(LabelClass.name, LabelClass.id)).all())
+        class_ids = prediction_class_ids(session)  # old names of renamed classes too
         todo = session.scalar(select(func.count(Capture.id)).where(_unobserved(info.id)))
     total = min(todo or 0, limit) if limit is not None else (todo or 0)
     started = time.perf_counter()
@@ -458,7 +459,7 @@ def import_observer(
     from app.core.train_service import next_version_name
 
     with db.read() as session:
-        known = set(session.scalars(select(LabelClass.name)))
+        known = set(prediction_class_ids(session))
         name = version or next_version_name(session, ModelKind.OBSERVER)
     unknown = sorted({label for label in labels if label and label not in known})
     if unknown:

@@ -9,8 +9,9 @@ only when one of them is unsure (below ``low_confidence``), after every disagree
 come spot checks: a share (``spot_check_share``) of the captures devices kept at random,
 since a drift can make both models sure and wrong, which no disagreement reveals.
 
-:func:`resolve_item` is what a reviewer's answer does (the annotation pane calls it too): a
-new annotation superseding the old one, the item resolved, the capture reviewed, audited.
+:func:`resolve_item` is what a reviewer's answer does: a new annotation superseding the
+reviewer's own earlier one (:func:`app.core.annotations.record_label`, the labeling pane's
+write too), the item resolved, the capture reviewed, audited.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
 
+from app.core.annotations import LabelDraft, record_label
 from app.core.audit import AuditTrail
+from app.core.class_names import prediction_class_ids
 from app.core.db import Database
 from app.core.errors import InvalidInput
 from app.core.models import (
-    Annotation, AnnotationSource, Capture, CaptureReason, LabelClass, Observation, ReviewItem,
+    AnnotationSource, Capture, CaptureReason, Observation, ReviewItem,
     ReviewKind, ReviewStatus, utcnow,
 )
 from app.core.roles import Actor, Permission, authorize
@@ -111,7 +114,7 @@ def mine_disagreements(db: Database, audit: AuditTrail, actor: Actor, observer_m
         raise InvalidInput(f"the spot-check share must be from 0 to 1, not {spot_check_share}")
     now = clock()
     with db.write() as session:
-        normal = session.scalar(select(LabelClass.id).where(LabelClass.name == normal_class))
+        normal = prediction_class_ids(session, [normal_class]).get(normal_class)
         rows = session.execute(
             select(Capture.id, Capture.reason, Capture.edge_class_id, Capture.edge_confidence,
                    Observation.class_id, Observation.confidence)
@@ -172,33 +175,14 @@ def resolve_item(db: Database, audit: AuditTrail, actor: Actor, capture_id: int,
                  class_name: str, *, source: AnnotationSource = AnnotationSource.HUMAN,
                  clock: Clock = utcnow) -> int:
     """Label ``capture_id`` as ``class_name`` and close its review item; return the
-    annotation id. The capture's earlier annotations are superseded, not changed."""
+    annotation id.
+
+    The same write as the labeling pane's (:func:`app.core.annotations.record_label`): the
+    reviewer's own earlier label of the capture is superseded, not changed, and another
+    person's stays (a different one shows as a conflict). Needs REVIEW, where labeling
+    needs ANNOTATE.
+    """
     authorize(db, audit, actor, Permission.REVIEW, f"review capture {capture_id}")
-    now = clock()
     with db.write() as session:
-        capture = session.get(Capture, capture_id)
-        if capture is None:
-            raise InvalidInput(f"no capture {capture_id} in this project")
-        class_id = session.scalar(select(LabelClass.id).where(LabelClass.name == class_name,
-                                                              LabelClass.retired.is_(False)))
-        if class_id is None:
-            raise InvalidInput(f"{class_name!r} is not a class of this project; its classes "
-                               "are the label schema of `edgeloop dataset list`")
-        session.execute(update(Annotation).where(Annotation.capture_id == capture_id,
-                                                 Annotation.superseded.is_(False))
-                        .values(superseded=True))
-        annotation = Annotation(capture_id=capture_id, class_id=class_id, author_id=actor.user_id,
-                                source=source, created_at=now)
-        session.add(annotation)
-        before = capture.review_status.value
-        capture.review_status = ReviewStatus.REVIEWED
-        item = session.scalar(select(ReviewItem).where(ReviewItem.capture_id == capture_id))
-        if item is not None and item.resolved_at is None:
-            item.resolved_at, item.resolved_by_id = now, actor.user_id
-        session.flush()
-        audit.append(session, actor=actor.name, action="annotation.create",
-                     object_type="capture", object_id=str(capture_id),
-                     before={"review_status": before},
-                     after={"class": class_name, "source": source.value,
-                            "review_item": item.kind.value if item is not None else None})
-        return annotation.id
+        return record_label(session, audit, actor, capture_id, LabelDraft(class_name),
+                            source=source, now=clock())

@@ -89,6 +89,9 @@ class DemoSettings:
         epochs=10, lr=3e-3, patience=10, augment=AugmentConfig.preset("mild")))
     budget: GateBudget = field(default_factory=lambda: GateBudget(recall_tolerance=0.05))
     seed: int = 100
+    # The simulated devices' ids are "<tag>-01"...: mDNS on loopback is shared by everything
+    # on this machine, so two fleets running at once (a demo and a test) need different tags.
+    device_tag: str = "sim"
 
     def specs(self, tag: str) -> list[SimDeviceSpec]:
         return [SimDeviceSpec(f"{tag}-{i + 1:02d}", seed=self.seed + i, fps=self.fps,
@@ -170,6 +173,18 @@ class ClosedLoopDemo:
             self._phase(ctx, admin, "drift", self.settings.scenario, self.settings.drift_seconds)
         return ctx, admin
 
+    def fill_review_queue(self, ctx: FleetContext, admin: Actor) -> int:
+        """Pull what the devices captured since, observe it, and queue what needs a person
+        (the desktop demo's Review and Label pages start with work); how many were queued."""
+        from app.core.observer import observe_captures
+        from app.core.review_queue import mine_disagreements
+
+        pull_devices(ctx, admin, cancel=self.cancel)
+        outcome = observe_captures(ctx.db, ctx.blobs, ctx.audit, admin, cancel=self.cancel)
+        queued = mine_disagreements(ctx.db, ctx.audit, admin, outcome.observer_id).total
+        self.say(f"   {queued} captures queued for review")
+        return queued
+
     def release_project(self) -> Path:
         """Close the project (the fleet keeps running) so another process or window can own
         it; its folder."""
@@ -243,7 +258,7 @@ class ClosedLoopDemo:
         s = self.settings
         assert self.project is not None
         key = load_or_create_signing_key(ctx.keys_dir)
-        self.fleet = SimulatedFleet(self.root / "fleet", key, self.release_dir, s.specs("sim"),
+        self.fleet = SimulatedFleet(self.root / "fleet", key, self.release_dir, s.specs(s.device_tag),
                                     authorized_keys=[ctx.identity.public_line], size=s.size,
                                     drift_flush_s=5.0)
         devices = self.fleet.start()

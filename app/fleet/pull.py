@@ -38,6 +38,7 @@ from app.core.models import (
     Blob, Capture, Device, EnrollmentState, LabelClass, QuarantinedCapture,
 )
 from app.core.blobs import BlobBatch
+from app.core.class_names import prediction_class_ids
 from app.core.errors import EdgeLoopError
 from app.core.progress import Cancelled, CancelToken, Progress, ProgressFn, no_progress
 from app.core.roles import Actor, Permission, authorize
@@ -268,11 +269,12 @@ class DevicePuller:
             session.execute(insert(Blob), rows)
 
     def _label_ids(self, session, names: set[str]) -> dict[str, int]:  # type: ignore[no-untyped-def]
-        """Ids of the edge model's class names; a name the project lacks becomes a class."""
+        """Ids of the edge model's class names (old names of renamed or merged classes
+        resolve to the class they became); a name the project lacks becomes a class."""
         missing = names - set(self._class_ids)
         if missing:
-            found = dict(session.execute(select(LabelClass.name, LabelClass.id)
-                                         .where(LabelClass.name.in_(missing))).all())
+            # A renamed or merged class's old name means the class it became.
+            found = prediction_class_ids(session, missing)
             for name in sorted(missing - set(found)):
                 label = LabelClass(name=name, position=len(found) + len(self._class_ids))
                 session.add(label)

@@ -24,7 +24,8 @@ def run_demo_app(root: Path, settings: DemoSettings, *, say: Say, progress: Prog
     """Prepare the demo under ``root`` and run the app on it; the app's exit status."""
     demo = ClosedLoopDemo(root, settings, say=say, progress=progress, cancel=cancel)
     try:
-        demo.prepare(drift=drift)
+        ctx, admin = demo.prepare(drift=drift)
+        demo.fill_review_queue(ctx, admin)
         project_root = demo.release_project()
         say(f"== the app opens on {project_root} (signed in as admin); the simulated fleet "
             "runs until the window closes")

@@ -203,5 +203,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/page", self.sidebar.currentRow())
+        for page in self.pages:
+            page.before_close()
         self.context.tasks.shutdown()
         super().closeEvent(event)

@@ -7,6 +7,7 @@ fleet is real: agent processes, SSH servers and mDNS on loopback.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +18,10 @@ from app.core.models import AuditEvent, PipelineRun, PipelineState, ReviewItem
 from app.core.project import open_project
 from app.fleet.closed_loop import ClosedLoopDemo, DemoResult, DemoSettings
 
+# Device ids of its own: a demo running on this machine advertises sim-01... on loopback too.
 SETTINGS = DemoSettings(devices=3, baseline_per_device=400, edge_epochs=12, observer_width=1.0,
-                        observer_epochs=6, phase_seconds=25.0, drift_seconds=60.0)
+                        observer_epochs=6, phase_seconds=25.0, drift_seconds=60.0,
+                        device_tag=f"loop{uuid.uuid4().hex[:6]}")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,9 @@ from app.core.models.devices import (
 )
 from app.core.models.drift import DriftBaseline, DriftMeasurement
 from app.core.models import guards as _guards  # noqa: F401  (registers the flush guards)
-from app.core.models.labels import Annotation, AnnotationBox, AnnotationSource, LabelClass
+from app.core.models.labels import (
+    Annotation, AnnotationBox, AnnotationSource, LabelClass, LabelClassAlias,
+)
 from app.core.models.observer import Observation, ReviewItem, ReviewKind
 from app.core.models.pipeline import PipelineRun, PipelineState, PipelineStep
 from app.core.models.settings import ProjectSetting
@@ -32,7 +34,7 @@ __all__ = [
     "Annotation", "AnnotationBox", "AnnotationSource", "ArtifactFormat", "AuditEvent",
     "AuditHead", "Base", "Blob", "Capture", "CaptureCount", "CaptureReason", "Dataset", "DatasetSample",
     "DatasetVersion", "Deployment", "DeploymentState", "Device", "DeviceDriftHour",
-    "DeviceHealth", "DriftBaseline", "DriftMeasurement", "EnrollmentState", "HealthSample", "QuarantinedCapture", "LabelClass", "ModelArtifact", "ModelKind", "ModelStatus", "ModelVersion",
+    "DeviceHealth", "DriftBaseline", "DriftMeasurement", "EnrollmentState", "HealthSample", "QuarantinedCapture", "LabelClass", "LabelClassAlias", "ModelArtifact", "ModelKind", "ModelStatus", "ModelVersion",
     "Observation", "PipelineRun", "PipelineState", "PipelineStep", "ProjectSetting",
     "ReviewItem", "ReviewKind", "Role", "Rollout", "RolloutState", "RunStatus", "Split", "TrainingRun",
     "User", "utcnow",

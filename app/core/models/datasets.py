@@ -51,6 +51,10 @@ class DatasetVersion(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     split_seed: Mapped[int] = mapped_column(Integer, default=0)
     label_schema: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # The class id of each name in ``label_schema``, in the same order, so a version resolves
+    # its samples' class ids through the names it was frozen with, whatever a later rename
+    # does. None only for a version written without it (then the current names are used).
+    label_class_ids: Mapped[list[int] | None] = mapped_column(JSONType, default=None)
     notes: Mapped[str] = mapped_column(Text, default="")
 
     dataset: Mapped[Dataset] = relationship(back_populates="versions")

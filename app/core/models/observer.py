@@ -59,6 +59,7 @@ class ReviewItem(Base):
     __table_args__ = (
         UniqueConstraint("capture_id", name="uq_review_items_capture"),
         Index("ix_review_items_open", "resolved_at", "priority"),
+        Index("ix_review_items_open_kind", "resolved_at", "kind", "priority"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

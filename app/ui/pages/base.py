@@ -37,6 +37,10 @@ class Page(QWidget):
     def refresh(self) -> None:
         """Reload the page's data; the default shows nothing new."""
 
+    def before_close(self) -> None:
+        """The window is closing and its workers are about to stop: finish what must not be
+        lost (an unsaved label) now, on the main thread. The default has nothing to do."""
+
 
 Row = TypeVar("Row")
 TINTED_TEXT = QColor("#1b1b1b")
