@@ -33,7 +33,7 @@ import cv2
 from app.core.models import Blob, Device, LabelClass
 from app.core.project import init_project
 from app.core.scene import CLASSES, SceneGenerator
-from bench.common import machine
+from bench.common import machine, mark_project_ready, reusable_project
 
 OUT = Path(__file__).resolve().parent / "out"
 DEVICES = 20
@@ -52,14 +52,10 @@ def say(text: str) -> None:
 def labelled_project(folder: Path, labels: int, seed: int = 1) -> tuple[Path, float | None]:
     """The project of ``labels`` labelled captures in ``folder``: made now, or reused if a
     finished one is there. Returns its root and the seconds the build took (None: reused)."""
-    root, ready = folder / "project", folder / "ready.json"
+    root = folder / "project"
     wanted = {"labels": labels, "devices": DEVICES, "images": IMAGES, "seed": seed}
-    if ready.is_file() and json.loads(ready.read_text()) == wanted:
+    if reusable_project(folder, wanted):
         return root, None
-    if folder.exists():
-        raise SystemExit(f"{folder} holds an unfinished or different bench project; "
-                         "delete it or give another --dir")
-    folder.mkdir(parents=True)
     start = time.perf_counter()
     samples = SceneGenerator(seed=seed, size=IMAGE_SIZE).batch(0, IMAGES)
     with init_project(root, admin="bench") as project:
@@ -75,7 +71,7 @@ def labelled_project(folder: Path, labels: int, seed: int = 1) -> tuple[Path, fl
                       for i in range(1, DEVICES + 1))
             s.add_all(LabelClass(name=name, position=i) for i, name in enumerate(CLASSES))
     _insert_labels(root / "project.db", labels, shas, samples, seed)
-    ready.write_text(json.dumps(wanted))
+    mark_project_ready(folder, wanted)
     return root, time.perf_counter() - start
 
 

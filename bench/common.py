@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 
 def machine() -> str:
@@ -41,3 +44,22 @@ def summary(samples: list[float]) -> str:
     ordered = sorted(samples)
     p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
     return f"median {statistics.median(ordered):.2f} ms, p90 {p90:.2f} ms (n={len(ordered)})"
+
+
+def reusable_project(folder: Path, wanted: dict[str, Any]) -> bool:
+    """Whether ``folder`` holds a finished bench project built with ``wanted`` (reuse it);
+    otherwise create ``folder`` for a new one (mark it with :func:`mark_project_ready`).
+    A folder with an unfinished or different project ends the bench with a message."""
+    ready = folder / "ready.json"
+    if ready.is_file() and json.loads(ready.read_text()) == wanted:
+        return True
+    if folder.exists():
+        raise SystemExit(f"{folder} holds an unfinished or different bench project; "
+                         "delete it or give another --dir")
+    folder.mkdir(parents=True)
+    return False
+
+
+def mark_project_ready(folder: Path, wanted: dict[str, Any]) -> None:
+    """Record that the bench project in ``folder`` is complete, for :func:`reusable_project`."""
+    (folder / "ready.json").write_text(json.dumps(wanted))

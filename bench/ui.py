@@ -29,7 +29,7 @@ import cv2
 from app.core.models import Blob, Device, LabelClass
 from app.core.project import init_project
 from app.core.scene import CLASSES, SceneGenerator
-from bench.common import machine, summary, time_ms
+from bench.common import machine, mark_project_ready, reusable_project, summary, time_ms
 
 OUT = Path(__file__).resolve().parent / "out"
 DEVICES = 20
@@ -52,14 +52,9 @@ def capture_project(folder: Path, captures: int, seed: int = 1) -> tuple[Path, f
     """The project of ``captures`` captures in ``folder``: made now, or reused if a finished
     one is there. Returns its root and the seconds the build took (None: reused)."""
     root = folder / "project"
-    ready = folder / "ready.json"
     wanted = {"captures": captures, "devices": DEVICES, "images": IMAGES, "seed": seed}
-    if ready.is_file() and json.loads(ready.read_text()) == wanted:
+    if reusable_project(folder, wanted):
         return root, None
-    if folder.exists():
-        raise SystemExit(f"{folder} holds an unfinished or different bench project; "
-                         "delete it or give another --dir")
-    folder.mkdir(parents=True)
     start = time.perf_counter()
     with init_project(root, admin="bench") as project:
         images = [cv2.imencode(".png", s.image)[1].tobytes()
@@ -76,7 +71,7 @@ def capture_project(folder: Path, captures: int, seed: int = 1) -> tuple[Path, f
             raise SystemExit("the bench project is SQLite (the default project database)")
     _insert_captures(root / "project.db", captures, shas, seed)
     seconds = time.perf_counter() - start
-    ready.write_text(json.dumps(wanted))
+    mark_project_ready(folder, wanted)
     return root, seconds
 
 
