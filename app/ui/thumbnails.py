@@ -18,7 +18,9 @@ import enum
 import logging
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
 
 import cv2
 import numpy as np
@@ -90,29 +92,38 @@ class _DecodedBridge(QObject):
     loader that is being destroyed.
     """
 
-    decoded = Signal(str, int, object)  # sha256, side, QImage or None
+    decoded = Signal(object, object)  # the request's key, QImage or None
 
 
-class _DecodePool:
-    """The workers and their bounded newest-first stack of requests (no Qt widgets here)."""
+Key = TypeVar("Key")
 
-    def __init__(self, blobs: BlobStore, workers: int, backlog: int) -> None:
-        self.blobs = blobs
+
+class DecodePool(Generic[Key]):
+    """Workers decoding images off the main thread (no Qt widgets here): requests wait on a
+    newest-first stack (the image wanted last is the one on screen), bounded by ``backlog``
+    if given; each result arrives on the main thread as ``bridge.decoded(key, image)``.
+    The thumbnail loader and the labeling pane's prefetcher both use it."""
+
+    def __init__(self, decode: Callable[[Key], QImage | None], workers: int,
+                 backlog: int | None, thread_name: str) -> None:
+        self.decode = decode
         self.bridge = _DecodedBridge()
         self._workers = workers
         self._backlog = backlog
+        self._thread_name = thread_name
         self._lock = threading.Lock()
-        self._stack: deque[tuple[str, int]] = deque()
+        self._stack: deque[Key] = deque()
         self._executor: ThreadPoolExecutor | None = None
 
-    def push(self, key: tuple[str, int]) -> tuple[str, int] | None:
+    def push(self, key: Key) -> Key | None:
         """Queue a decode; return the request dropped to make room, if any."""
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix="ui-thumbs")
+            self._executor = ThreadPoolExecutor(self._workers,
+                                                thread_name_prefix=self._thread_name)
         dropped = None
         with self._lock:
             self._stack.append(key)
-            if len(self._stack) > self._backlog:
+            if self._backlog is not None and len(self._stack) > self._backlog:
                 dropped = self._stack.popleft()
         self._executor.submit(self._decode_newest)
         return dropped
@@ -122,8 +133,8 @@ class _DecodePool:
         with self._lock:
             if not self._stack:
                 return
-            sha256, side = self._stack.pop()
-        self.bridge.decoded.emit(sha256, side, decode_thumbnail(self.blobs, sha256, side))
+            key = self._stack.pop()
+        self.bridge.decoded.emit(key, self.decode(key))
 
     def shutdown(self) -> None:
         """Forget waiting requests and wait for the running decodes."""
@@ -142,7 +153,8 @@ class ThumbnailLoader(QObject):
     def __init__(self, blobs: BlobStore, *, workers: int = WORKERS, capacity: int = CAPACITY,
                  backlog: int = BACKLOG, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._pool = _DecodePool(blobs, workers, backlog)
+        self._pool: DecodePool[tuple[str, int]] = DecodePool(
+            lambda key: decode_thumbnail(blobs, *key), workers, backlog, "ui-thumbs")
         self._pool.bridge.decoded.connect(self._arrived)
         self._cache: OrderedDict[tuple[str, int], QPixmap | None] = OrderedDict()
         self._capacity = capacity
@@ -177,8 +189,8 @@ class ThumbnailLoader(QObject):
             self._placeholders[(side, broken)] = placeholder_pixmap(side, broken)
         return self._placeholders[(side, broken)]
 
-    def _arrived(self, sha256: str, side: int, image: QImage | None) -> None:
-        key = (sha256, side)
+    def _arrived(self, key: tuple[str, int], image: QImage | None) -> None:
+        sha256, side = key
         self._pending.discard(key)
         self._cache[key] = None if image is None else QPixmap.fromImage(image)
         while len(self._cache) > self._capacity:

@@ -15,9 +15,7 @@ when it closes, and the prefetcher when it is destroyed).
 from __future__ import annotations
 
 import logging
-import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -25,6 +23,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage, QPixmap
 
 from app.core.blobs import BlobStore
+from app.ui.thumbnails import DecodePool
 
 log = logging.getLogger(__name__)
 
@@ -50,46 +49,6 @@ def decode_image(blobs: BlobStore, sha256: str) -> QImage | None:
         return None
 
 
-class _Bridge(QObject):
-    """Carries a decoded image to the main thread; lives as long as the pool (a worker
-    never emits on a prefetcher being destroyed)."""
-
-    decoded = Signal(str, object)  # sha256, QImage or None
-
-
-class _Pool:
-    """The workers (no widgets): decode requests, newest first."""
-
-    def __init__(self, blobs: BlobStore, workers: int) -> None:
-        self.blobs = blobs
-        self.bridge = _Bridge()
-        self._workers = workers
-        self._lock = threading.Lock()
-        self._waiting: list[str] = []
-        self._executor: ThreadPoolExecutor | None = None
-
-    def push(self, sha256: str) -> None:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix="ui-prefetch")
-        with self._lock:
-            self._waiting.append(sha256)
-        self._executor.submit(self._decode_newest)
-
-    def _decode_newest(self) -> None:
-        with self._lock:
-            if not self._waiting:
-                return
-            sha256 = self._waiting.pop()
-        self.bridge.decoded.emit(sha256, decode_image(self.blobs, sha256))
-
-    def shutdown(self) -> None:
-        with self._lock:
-            self._waiting.clear()
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
-
-
 class ImagePrefetcher(QObject):
     """Full-size capture images by blob sha256; ``ready`` says one arrived (None: broken)."""
 
@@ -98,7 +57,9 @@ class ImagePrefetcher(QObject):
     def __init__(self, blobs: BlobStore, *, workers: int = WORKERS, capacity: int = CAPACITY,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._pool = _Pool(blobs, workers)
+        # Unbounded: it is only asked for the few captures around the one shown.
+        self._pool: DecodePool[str] = DecodePool(
+            lambda sha256: decode_image(blobs, sha256), workers, None, "ui-prefetch")
         self._pool.bridge.decoded.connect(self._arrived)
         self._cache: OrderedDict[str, QPixmap | None] = OrderedDict()
         self._pending: set[str] = set()
