@@ -10,9 +10,12 @@ file, three times, and reports the median. The baselines in the same run are ``j
 of the same document as a plain dict (what any exporter must at least pay to write it) and
 ``json.dumps`` + one write (the faster encoder the exporter uses).
 
-A bench is a function ``bench_<name>(args)`` with a subparser in :func:`main`. The
-next-image latency benches of the labeling pane and the review page (``label-next``,
-``review-next``) go here too.
+    .venv/bin/python -m bench.annotate label-next --images 500    # Label page, next image
+    .venv/bin/python -m bench.annotate review-next --images 500   # Review page, next image
+
+A bench is a function ``bench_<name>(args)`` with a subparser in :func:`main`; the two
+next-image benches drive the real pages and live in bench/annotate_next.py (its docstring
+says what is timed).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import cv2
 from app.core.models import Blob, Device, LabelClass
 from app.core.project import init_project
 from app.core.scene import CLASSES, SceneGenerator
+from bench.annotate_next import add_parsers as add_next_parsers
 from bench.common import machine, mark_project_ready, reusable_project
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -167,6 +171,7 @@ def main() -> None:
     export.add_argument("--dir", type=Path, default=None,
                         help="where the bench project is kept (default bench/out/annotate-export-N)")
     export.set_defaults(run=bench_export_coco)
+    add_next_parsers(commands)
     args = parser.parse_args()
     args.run(args)
 

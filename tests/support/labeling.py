@@ -21,11 +21,16 @@ T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
 
 
 def fill_captures(project: Project, count: int, *, size: int = 160, seed: int = 3,
-                  unpredicted: Collection[int] = ()) -> list[int]:
+                  unpredicted: Collection[int] = (), image_side: int | None = None) -> list[int]:
     """Add ``count`` unreviewed captures; return their ids in the queue's order (newest
-    first). Capture ``i`` was captured ``i`` minutes after 08:00."""
+    first). Capture ``i`` was captured ``i`` minutes after 08:00. With ``image_side`` the
+    scenes are scaled to that side (the generator's largest is 256 px; a camera's frame is
+    bigger)."""
     samples = SceneGenerator(seed=seed, size=size, defect_rate=0.7).batch(0, count)
-    shas = project.blobs.put_many([cv2.imencode(".png", s.image)[1].tobytes() for s in samples])
+    images = [s.image if image_side is None else
+              cv2.resize(s.image, (image_side, image_side), interpolation=cv2.INTER_LINEAR)
+              for s in samples]
+    shas = project.blobs.put_many([cv2.imencode(".png", image)[1].tobytes() for image in images])
     with project.db.write() as s:
         s.execute(insert(Blob), [{"sha256": sha, "size": 1, "media_type": "image/png"}
                                  for sha in dict.fromkeys(shas)])

@@ -38,6 +38,16 @@ def fill_queue(project: Project, per_device: tuple[int, int] = (12, 8)) -> None:
     with db.write() as session:
         # As a device sends them: no label yet (the generator's come as imported labels).
         session.execute(delete(Annotation))
+    assert mine_into_queue(project) == sum(per_device)
+
+
+def mine_into_queue(project: Project) -> int:
+    """Give every capture an edge prediction and an observation (cycling through
+    :data:`PREDICTIONS`), mark it unreviewed and mine the disagreements into the queue; how
+    many items were queued."""
+    db, audit = project.db, project.audit
+    admin = actor_named(db, "admin")
+    with db.write() as session:
         ids = dict(session.execute(select(LabelClass.name, LabelClass.id)).all())
         observer = ModelVersion(version="observer-1", kind=ModelKind.OBSERVER,
                                 labels=list(CLASSES))
@@ -56,5 +66,4 @@ def fill_queue(project: Project, per_device: tuple[int, int] = (12, 8)) -> None:
             session.add(Observation(capture_id=capture_id, model_id=observer.id,
                                     class_id=ids[seen], confidence=seen_conf))
         observer_id = observer.id
-    mined = mine_disagreements(db, audit, admin, observer_id, spot_check_share=0.0)
-    assert mined.total == sum(per_device)
+    return mine_disagreements(db, audit, admin, observer_id, spot_check_share=0.0).total

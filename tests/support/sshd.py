@@ -7,7 +7,6 @@ StrictModes no, /run/sshd must exist). It logs in the user running the tests.
 from __future__ import annotations
 
 import getpass
-import os
 import shutil
 import signal
 import socket
