@@ -25,7 +25,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from app.core.annotations import BoxDraft, LabelDraft, check_boxes, record_label
+from app.core.annotations import BoxDraft, LabelDraft, check_boxes, record_label, retract_label
 from app.core.audit import AuditTrail
 from app.core.capture_browser import PAGE_SIZE, CaptureFilter, CaptureRow, PageCursor, capture_page
 from app.core.class_names import active_class_ids
@@ -38,7 +38,7 @@ from app.core.roles import Actor, Permission, authorize
 
 __all__ = [
     "BoxDraft", "LabelDraft", "check_boxes", "class_names", "label_of", "labeling_queue",
-    "prelabel", "save_label",
+    "prelabel", "save_label", "withdraw_label",
 ]
 
 Clock = Callable[[], datetime]
@@ -61,6 +61,17 @@ def save_label(db: Database, audit: AuditTrail, actor: Actor, capture_id: int,
     with db.write() as session:
         return record_label(session, audit, actor, capture_id, draft, source=source,
                             now=clock(), image_size=image_size)
+
+
+def withdraw_label(db: Database, audit: AuditTrail, actor: Actor, capture_id: int) -> list[int]:
+    """Take back the actor's own current label of the capture (the labeling pane, when an
+    undo leaves nothing, or the model's unconfirmed pre-label, where a saved label was);
+    return the annotations withdrawn (empty: there was none). Needs ANNOTATE; committed when
+    it returns; audited as ``annotation.retract``
+    (:func:`app.core.annotations.retract_label`)."""
+    authorize(db, audit, actor, Permission.ANNOTATE, f"withdraw the label of capture {capture_id}")
+    with db.write() as session:
+        return retract_label(session, audit, actor, capture_id)
 
 
 def label_of(db: Database, capture_id: int, author: str | None = None) -> LabelDraft | None:

@@ -145,3 +145,34 @@ def record_label(session: Session, audit: AuditTrail, actor: Actor, capture_id: 
                         "review_item": item.kind.value if item is not None else None,
                         "superseded": superseded})
     return annotation.id
+
+
+def retract_label(session: Session, audit: AuditTrail, actor: Actor,
+                  capture_id: int) -> list[int]:
+    """Take back ``actor``'s current label of the capture in ``session`` (an annotator who
+    undid their edit back to nothing, or back to the model's unconfirmed pre-label); return
+    the annotations superseded (none: there was nothing to take back, and nothing is written).
+
+    Only the actor's own label is touched. With no current label left, the capture goes back
+    to unreviewed, so the labeling queue offers it again; a review item the label closed
+    stays closed (the answer was given, then withdrawn: the audit event says so).
+    """
+    capture = session.scalar(select(Capture).where(Capture.id == capture_id).with_for_update())
+    if capture is None:
+        raise InvalidInput(f"no capture {capture_id} in this project")
+    own = list(session.scalars(select(Annotation.id).where(
+        Annotation.capture_id == capture_id, Annotation.author_id == actor.user_id,
+        Annotation.superseded.is_(False)).order_by(Annotation.id)))
+    if not own:
+        return []
+    session.execute(update(Annotation).where(Annotation.id.in_(own)).values(superseded=True))
+    before = capture.review_status.value
+    others = session.scalar(select(Annotation.id).where(
+        Annotation.capture_id == capture_id, Annotation.superseded.is_(False)).limit(1))
+    if others is None and capture.review_status is ReviewStatus.REVIEWED:
+        capture.review_status = ReviewStatus.UNREVIEWED
+    session.flush()
+    audit.append(session, actor=actor.name, action="annotation.retract", object_type="capture",
+                 object_id=str(capture_id), before={"review_status": before, "annotations": own},
+                 after={"review_status": capture.review_status.value})
+    return own

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 
 from app.annotate.labeling import (
     BoxDraft, LabelDraft, class_names, label_of, labeling_queue, prelabel, save_label,
+    withdraw_label,
 )
 from app.core.capture_browser import CaptureFilter
 from app.core.db import Database
@@ -36,6 +37,23 @@ def _annotations(env: LabelsEnv, capture_id: int) -> list[tuple[int, int, bool, 
             select(Annotation.id, Annotation.author_id, Annotation.superseded, LabelClass.name)
             .outerjoin(LabelClass, LabelClass.id == Annotation.class_id)
             .where(Annotation.capture_id == capture_id).order_by(Annotation.id))]
+
+
+def test_withdrawing_takes_back_only_the_authors_own_label(env: LabelsEnv) -> None:
+    p, capture, alone = env.project, env.unlabelled[0], env.unlabelled[1]
+    mine = save_label(p.db, p.audit, env.ann, capture, LabelDraft("scratch"), clock=p.clock)
+    theirs = save_label(p.db, p.audit, env.bob, capture, LabelDraft("crack"), clock=p.clock)
+    assert withdraw_label(p.db, p.audit, env.ann, capture) == [mine]
+    assert _annotations(env, capture) == [(mine, env.ann.user_id, True, "scratch"),
+                                          (theirs, env.bob.user_id, False, "crack")]
+    assert withdraw_label(p.db, p.audit, env.ann, capture) == []  # nothing left to take back
+    save_label(p.db, p.audit, env.ann, alone, LabelDraft("ok"), clock=p.clock)
+    withdraw_label(p.db, p.audit, env.ann, alone)
+    with p.db.read() as s:
+        # Bob's label still stands on the first; nobody's on the second: back in the queue.
+        assert s.get(Capture, capture).review_status is ReviewStatus.REVIEWED
+        assert s.get(Capture, alone).review_status is ReviewStatus.UNREVIEWED
+    assert label_of(p.db, alone) is None
 
 
 def test_a_label_supersedes_only_its_authors_earlier_label(env: LabelsEnv) -> None:

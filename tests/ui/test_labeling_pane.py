@@ -289,6 +289,46 @@ def test_undo_after_next_goes_back_to_the_previous_capture_and_saves_there(  # t
     assert page.current_capture == second and page.heading.text() == "Class: missing_hole"
 
 
+def test_undo_back_to_the_unconfirmed_prelabel_or_to_nothing_withdraws_the_saved_label(  # type: ignore[no-untyped-def]
+        qtbot, sqlite_project: Project, runner) -> None:
+    p = sqlite_project
+    predicted, unpredicted, _ = fill_captures(p, 3, size=96, unpredicted={1})
+    page = _open(qtbot, p, runner)
+    assert page.current_capture == predicted and page.current_document.untouched_prelabel
+    qtbot.keyClick(page.canvas, Qt.Key.Key_3)
+    qtbot.waitUntil(lambda: page.status.text() == "Saved", timeout=10000)
+    assert label_of(p.db, predicted, "admin").class_name == "crack"
+
+    qtbot.keyClick(page.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert page.current_document.untouched_prelabel
+    # What the pane shows (the model's unconfirmed guess) is what the database holds: no label.
+    qtbot.waitUntil(lambda: label_of(p.db, predicted, "admin") is None and not page.saver.busy,
+                    timeout=10000)
+    assert page.status.text().startswith("Pre-label not confirmed")
+    with p.db.read() as s:
+        assert s.get(Capture, predicted).review_status is ReviewStatus.UNREVIEWED
+        assert s.scalar(select(AuditEvent.action).order_by(AuditEvent.seq.desc()).limit(1)) \
+            == "annotation.retract"
+
+    qtbot.keyClick(page.canvas, Qt.Key.Key_Right)
+    _wait_shown(qtbot, page)
+    assert page.current_capture == unpredicted and page.current_document.empty
+    qtbot.keyClick(page.canvas, Qt.Key.Key_2)
+    qtbot.keyClick(page.canvas, Qt.Key.Key_Right)  # moving on saves it
+    qtbot.waitUntil(lambda: label_of(p.db, unpredicted, "admin") is not None, timeout=10000)
+    qtbot.keyClick(page.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert page.current_capture == unpredicted and page.current_document.empty
+    qtbot.keyClick(page.canvas, Qt.Key.Key_Right)  # moving on withdraws it
+    qtbot.waitUntil(lambda: label_of(p.db, unpredicted, "admin") is None and not page.saver.busy,
+                    timeout=10000)
+    # Nothing was lost on the way: redo brings the label back, and it is saved again.
+    qtbot.keyClick(page.canvas, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
+    assert page.current_capture == unpredicted
+    qtbot.keyClick(page.canvas, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: label_of(p.db, unpredicted, "admin") is not None, timeout=10000)
+    assert label_of(p.db, unpredicted, "admin").class_name == "scratch"
+
+
 def _open_labeled(qtbot, project: Project, runner, user: str) -> LabelingPage:  # type: ignore[no-untyped-def]
     """The page walking the captures labeled already (a second opinion)."""
     page = LabelingPage(PageContext(project, actor_named(project.db, user), runner))

@@ -9,7 +9,10 @@ emit ``saved``: nothing the pane shows as "Saved" can be lost when the process d
 
 What is not saved by itself: an empty label (no class, no box: there is nothing to record)
 and a pre-label nobody touched (the model's words are not the person's until confirmed with
-Enter, which saves it with source MODEL_ASSISTED through :meth:`LabelSaver.save`).
+Enter, which saves it with source MODEL_ASSISTED through :meth:`LabelSaver.save`). If an undo
+brings a capture whose label was saved back to one of those, the saved label is withdrawn
+(:func:`~app.annotate.labeling.withdraw_label`) the same way a label is saved, so what the
+database holds is always what the pane shows.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.annotate.label_document import LabelDocument
-from app.annotate.labeling import save_label
+from app.annotate.labeling import save_label, withdraw_label
 from app.core.errors import EdgeLoopError
 from app.ui.pages.base import PageContext
 
@@ -43,9 +46,11 @@ class SaveState(str, enum.Enum):
 
 class LabelSaver(QObject):
     """Saves the labels the pane edits; ``saved`` (capture id, annotation id) after each
-    committed save, ``state_changed`` (capture id) when a capture's state may have moved."""
+    committed save, ``withdrawn`` (capture id) after a saved label was taken back,
+    ``state_changed`` (capture id) when a capture's state may have moved."""
 
     saved = Signal(int, int)
+    withdrawn = Signal(int)  # capture id: its saved label was taken back
     state_changed = Signal(int)
 
     def __init__(self, context: PageContext, *, delay_ms: int = AUTOSAVE_DELAY_MS,
@@ -85,8 +90,12 @@ class LabelSaver(QObject):
         ids = [capture_id] if capture_id is not None else list(self._latest)
         for cid in ids:
             doc = self._latest.get(cid)
-            if doc is not None and self._wants_save(cid, doc):
+            if doc is None:
+                continue
+            if self._wants_save(cid, doc):
                 self._start(cid, doc)
+            elif self._wants_withdraw(cid, doc):
+                self._start_withdraw(cid)
 
     def save(self, capture_id: int, doc: LabelDocument) -> bool:
         """Save ``doc`` now, a confirmed pre-label included; False if there was nothing to
@@ -110,23 +119,54 @@ class LabelSaver(QObject):
         self._timer.stop()
         project, actor = self.context.project, self.context.actor
         for capture_id, doc in list(self._latest.items()):
-            if not self._wants_save(capture_id, doc):
-                continue
             try:
-                annotation_id = save_label(project.db, project.audit, actor, capture_id,
-                                           doc.to_draft(), source=doc.source,
-                                           image_size=self.image_size(capture_id))
+                if self._wants_save(capture_id, doc):
+                    annotation_id = save_label(project.db, project.audit, actor, capture_id,
+                                               doc.to_draft(), source=doc.source,
+                                               image_size=self.image_size(capture_id))
+                    self._saved[capture_id] = self._sent[capture_id] = doc
+                    self.saved.emit(capture_id, annotation_id)
+                elif self._wants_withdraw(capture_id, doc):
+                    withdraw_label(project.db, project.audit, actor, capture_id)
+                    self._saved.pop(capture_id, None)
+                    self._sent.pop(capture_id, None)
+                    self.withdrawn.emit(capture_id)
             except EdgeLoopError:
                 log.warning("the label of capture %s could not be saved at close", capture_id,
                             exc_info=True)
-                continue
-            self._saved[capture_id] = self._sent[capture_id] = doc
-            self.saved.emit(capture_id, annotation_id)
 
     def _wants_save(self, capture_id: int, doc: LabelDocument) -> bool:
         if doc.empty or doc.untouched_prelabel:
             return False
         return capture_id in self._failed or not doc.same_label(self._sent.get(capture_id))
+
+    def _wants_withdraw(self, capture_id: int, doc: LabelDocument) -> bool:
+        # Back to nothing, or to the unconfirmed pre-label, over a label saved as the
+        # person's: take it back. A confirmed pre-label is itself an untouched pre-label.
+        sent = self._sent.get(capture_id)
+        if sent is None or sent.empty:
+            return False
+        return doc.empty or (doc.untouched_prelabel and not sent.untouched_prelabel)
+
+    def _start_withdraw(self, capture_id: int) -> None:
+        project, actor = self.context.project, self.context.actor
+        self._sent.pop(capture_id, None)
+        self._failed.pop(capture_id, None)
+        self._in_flight[capture_id] = self._in_flight.get(capture_id, 0) + 1
+        task = self.context.tasks.run(
+            f"Withdrawing the label of capture {capture_id}",
+            lambda progress, cancel: withdraw_label(project.db, project.audit, actor, capture_id),
+            background=True)
+        task.succeeded.connect(lambda _: self._withdrawn(capture_id))
+        task.failed.connect(lambda message: self._fail(capture_id, message))
+        task.cancelled.connect(lambda: self._fail(capture_id, "cancelled"))
+        self.state_changed.emit(capture_id)
+
+    def _withdrawn(self, capture_id: int) -> None:
+        self._in_flight[capture_id] -= 1
+        self._saved.pop(capture_id, None)
+        self.state_changed.emit(capture_id)
+        self.withdrawn.emit(capture_id)
 
     def _start(self, capture_id: int, doc: LabelDocument) -> None:
         project, actor = self.context.project, self.context.actor

@@ -75,6 +75,7 @@ class LabelingPage(Page):
         self.saver = LabelSaver(context, image_size=self._image_sizes.get, parent=self)
         self.saver.state_changed.connect(self._save_state_changed)
         self.saver.saved.connect(self._count_saved)
+        self.saver.withdrawn.connect(self._label_withdrawn)
         self.documents: dict[int, LabelDocument] = {}  # the label of each capture seen
         self.classes: tuple[str, ...] = ()
         self.saved_count = 0
@@ -440,13 +441,20 @@ class LabelingPage(Page):
 
     def _count_saved(self, capture_id: int, annotation_id: int) -> None:
         self.saved_count += 1
+        self._card_status(capture_id, ReviewStatus.REVIEWED)
+        self._update_where()
+
+    def _label_withdrawn(self, capture_id: int) -> None:
+        # Without another annotator's label the capture is unreviewed again.
+        self._card_status(capture_id, ReviewStatus.UNREVIEWED)
+
+    def _card_status(self, capture_id: int, status: ReviewStatus) -> None:
+        """What a save or a withdrawal did to the capture, without reading it again."""
         card = self.walk.cards.get(capture_id)
         if card is not None:
-            # What the save did to the capture, without reading it again.
-            card = self.walk.cards[capture_id] = replace(card, review_status=ReviewStatus.REVIEWED)
+            card = self.walk.cards[capture_id] = replace(card, review_status=status)
             if capture_id == self.current_capture:
                 self.details.show_card(card)
-        self._update_where()
 
     # -- lifetime ---------------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
