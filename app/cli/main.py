@@ -27,6 +27,29 @@ cli = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _selfcheck(value: bool) -> None:
+    if value:
+        # Imported here: the check loads torch, Qt and the runtimes, which other commands
+        # may never need.
+        from app.cli.selfcheck import selfcheck
+
+        raise typer.Exit(selfcheck())
+
+
+@cli.callback()
+def _root(
+    selfcheck: bool = typer.Option(
+        False, "--selfcheck", is_eager=True, callback=_selfcheck,
+        help="Check that every part EdgeLoop needs (Qt, ONNX Runtime, OpenVINO, OpenCV, "
+             "zeroconf, SSH, torch, the project database) loads and works, one line each; "
+             "exit 0 only if all do."),
+) -> None:
+    # Only the root options live here; the commands are registered below.
+    del selfcheck
+
+
 cli.command()(init)
 cli.command()(info)
 cli.command()(simulate)

@@ -1,4 +1,5 @@
-"""Icons from resources/: found beside the source tree, or inside a PyInstaller bundle.
+"""Icons from resources/: found beside the source tree, inside a PyInstaller bundle, or where
+a wheel install put them (``<prefix>/share/edgeloop/resources``, pyproject's data-files).
 
 The page icons are single-colour line drawings whose SVG says ``currentColor``; they are drawn
 in the theme's text colour, so one file serves the light and the dark theme.
@@ -16,11 +17,15 @@ from PySide6.QtSvg import QSvgRenderer
 
 
 def resources_dir() -> Path:
-    """resources/ of a source checkout, or of the bundle PyInstaller unpacked."""
+    """resources/ of the bundle PyInstaller unpacked, of a source checkout (an editable
+    install included), or of a wheel install."""
     bundled = getattr(sys, "_MEIPASS", None)
     if bundled is not None:
         return Path(bundled) / "resources"
-    return Path(__file__).resolve().parents[2] / "resources"
+    checkout = Path(__file__).resolve().parents[2] / "resources"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "edgeloop" / "resources"
 
 
 @cache

@@ -5,6 +5,10 @@
     edgeloop-agent --home DIR ctl status [--drift-since HOUR] | reload | rollback | install DIR
                                   | ack ID | trust NAME | authorize | receive VERSION
     edgeloop-agent --home DIR ctl pull [--after ID] [--limit N] [--max-bytes B]
+    edgeloop-agent --selfcheck
+
+``--selfcheck`` loads every part the agent needs (ONNX Runtime, OpenVINO, OpenCV, zeroconf,
+cryptography, the control commands) and exits 0 only when all work (app/fleet/agent/selfcheck.py).
 
 ``ctl`` commands print JSON on stdout, errors on stderr, and exit 1 when refused; ``pull``
 streams a tar archive on stdout and prints its result on stderr (docs/device-protocol.md).
@@ -43,7 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeloop-agent", description=__doc__.splitlines()[0])
     parser.add_argument("--home", default=os.environ.get("EDGELOOP_AGENT_HOME", DEFAULT_HOME),
                         help="the agent's home folder (default: %(default)s)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--selfcheck", action="store_true",
+                        help="check that every part the agent needs loads and works, one line "
+                             "each; exit 0 only if all do")
+    parser.add_argument("--selfcheck-model", type=Path, metavar="PATH", help=argparse.SUPPRESS)
+    # Not required: --selfcheck alone is a complete command line; main() asks for one otherwise.
+    sub = parser.add_subparsers(dest="command")
 
     init = sub.add_parser("init", help="create the home folder and config.json")
     init.add_argument("--id", required=True, dest="device_id")
@@ -250,7 +259,14 @@ def _ctl(home: AgentHome, args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.selfcheck:
+        from app.fleet.agent.selfcheck import MODEL, selfcheck
+
+        return selfcheck(args.selfcheck_model or MODEL)
+    if args.command is None:
+        parser.error("a command is required (init, run, ctl), or --selfcheck")
     home = AgentHome(Path(args.home))
     handlers: dict[str, Handler] = {"init": _init, "run": _run, "ctl": _ctl}
     try:
