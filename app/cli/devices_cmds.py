@@ -1,5 +1,5 @@
-"""``edgeloop devices list|discover|enroll|forget|health|quarantine``: finding, trusting and
-watching the fleet's devices."""
+"""``edgeloop devices list|discover|install-agent|enroll|forget|health|quarantine``: finding,
+equipping, trusting and watching the fleet's devices."""
 
 from __future__ import annotations
 
@@ -8,12 +8,19 @@ from typing import Annotated
 
 import typer
 
-from app.cli.longwork import cancel_on_ctrl_c
+from app.cli.longwork import cancel_on_ctrl_c, describe, long_work
 from app.cli.common import (
     DbOpt, ProjectOpt, UserOpt, acting_user, echo_table, format_age, format_time, open_from_cli,
 )
 from app.core.errors import InvalidInput
+from app.core.progress import Progress
 from app.core.roles import Permission, authorize
+from app.fleet.agent.cli import DEFAULT_HOME
+from app.fleet.agent_install import (
+    DEFAULT_BIN_DIR, DEFAULT_PREFIX, DEFAULT_UNIT_DIR, DEFAULT_UPLOAD_DIR, InstallOptions,
+    InstallResult, InstallTarget, install_agent, pinned_fingerprint,
+)
+from app.fleet.agent_unit import check_device_id
 from app.fleet.context import FleetContext
 from app.fleet.discovery import Sighting, discover_sync
 from app.fleet.enrollment import DEFAULT_SSH_USER, Bootstrap, enroll, forget, probe
@@ -125,6 +132,124 @@ def enroll_(
     typer.echo(f"Enrolled {result.uid} at {result.address}:{result.port}, host key "
                f"{result.fingerprint} pinned (model {result.model_version or '-'}, "
                f"agent {result.agent_version or '-'}).")
+
+
+@devices_app.command("install-agent")
+def install_agent_(
+    uid: UidArg,
+    address: Annotated[str, typer.Option(help="The device's host name or IP.")],
+    bundle: Annotated[
+        Path, typer.Option(help="The agent bundle: build/installers/dist/edgeloop-agent.tar.gz "
+                                "(`python -m installers.build agent`) or its folder.")
+    ],
+    source: Annotated[str, typer.Option(help="What the agent reads: camera:INDEX, folder:PATH, "
+                                             "video:PATH or generator[:SEED] (a test scene).")],
+    port: Annotated[int, typer.Option(help="SSH port.")] = 22,
+    ssh_user: Annotated[str, typer.Option(help="SSH account on the device; the agent runs as "
+                                               "this account.")] = DEFAULT_SSH_USER,
+    fingerprint: Annotated[
+        str | None,
+        typer.Option(metavar="SHA256:...", help="The host-key fingerprint shown on the device's "
+                                                "own console; without it you are asked (an "
+                                                "enrolled device's pinned key is used)."),
+    ] = None,
+    bootstrap_key: Annotated[
+        Path | None, typer.Option(help="Private key (ed25519) to log in with.")
+    ] = None,
+    password: Annotated[
+        bool, typer.Option("--password", help="Ask for the account's password to log in.")
+    ] = False,
+    prefix: Annotated[str, typer.Option(help="Where versions go on the device.")] = DEFAULT_PREFIX,
+    home: Annotated[str, typer.Option(help="The agent's home on the device.")] = DEFAULT_HOME,
+    unit_dir: Annotated[str, typer.Option(help="Where the systemd unit goes.")] = DEFAULT_UNIT_DIR,
+    bin_dir: Annotated[str, typer.Option(help="Where the `edgeloop-agent` launcher goes (on "
+                                              "the account's PATH).")] = DEFAULT_BIN_DIR,
+    upload_dir: Annotated[str, typer.Option(help="Where the archive is uploaded first.")
+                          ] = DEFAULT_UPLOAD_DIR,
+
+    interfaces: Annotated[
+        str, typer.Option(metavar="IP[,IP]", help="Interfaces to advertise on (default: all).")
+    ] = "",
+    name: Annotated[str, typer.Option(help="A display name for the device.")] = "",
+    sudo: Annotated[bool, typer.Option("--sudo", help="Run the privileged steps with `sudo -n` "
+                                                      "(passwordless sudo).")] = False,
+    systemctl: Annotated[str, typer.Option(help="The device's systemctl program.")
+                         ] = "systemctl",
+    reinit: Annotated[bool, typer.Option("--reinit", help="Set the home's config up again (the "
+                                                          "old one is kept beside it).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask; needs --fingerprint.")
+                   ] = False,
+    project: ProjectOpt = Path("."),
+    db: DbOpt = None,
+    user: UserOpt = None,
+) -> None:
+    """Install the agent on a device over SSH: push the bundle, set up its home, and start
+    it as a systemd service. The running agent is replaced only when the new one passed its
+    self-check. Audited."""
+    check_device_id(uid)
+    if bootstrap_key is not None and password:
+        raise InvalidInput("give --bootstrap-key or --password, not both")
+    options = InstallOptions(
+        prefix=prefix, home=home, unit_dir=unit_dir, bin_dir=bin_dir, upload_dir=upload_dir,
+        source=source, systemctl=systemctl, sudo=sudo, reinit=reinit, name=name,
+        interfaces=tuple(ip.strip() for ip in interfaces.split(",") if ip.strip()))
+    with open_from_cli(project, db) as p:
+        actor = acting_user(p, user)
+        ctx = FleetContext.of(p)
+        pinned = pinned_fingerprint(ctx, uid)
+        confirmed = fingerprint or pinned
+        if confirmed is None and yes:
+            raise InvalidInput("--yes needs --fingerprint SHA256:...: a device's host key must "
+                               "be confirmed, by eye at the prompt or by giving the fingerprint "
+                               "its own console shows")
+        confirmed = confirmed or _confirm_fingerprint(ctx, uid, address, port)
+        if confirmed is None:
+            typer.echo("Nothing was installed.")
+            raise typer.Exit(1)
+        secret = (typer.prompt(f"Password of {ssh_user} on {uid}", hide_input=True)
+                  if password else None)
+        target = InstallTarget(uid, address, port, ssh_user, confirmed)
+        with long_work("installing the agent", "Cancelled: nothing was switched; the agent "
+                       "installed before (if any) runs as it was.", _describe_install) as (
+                line, cancel):
+            result = install_agent(ctx, actor, target, bundle, options,
+                                   bootstrap=Bootstrap(password=secret, key_file=bootstrap_key),
+                                   progress=line, cancel=cancel)
+    _echo_installed(result, target, enrolled=pinned is not None, bootstrap_key=bootstrap_key,
+                    password=password)
+
+
+def _describe_install(step: Progress) -> str:
+    """Steps that count bytes in MiB; the others as every long command shows them."""
+    if step.metrics.get("unit") == "bytes" and step.total > 0:
+        return describe(Progress(step.stage, round(step.done / 2**20, 1),
+                                 round(step.total / 2**20, 1), f"MiB {step.message}".rstrip()))
+    return describe(step)
+
+
+def _echo_installed(result: InstallResult, target: InstallTarget, *, enrolled: bool,
+                    bootstrap_key: Path | None, password: bool) -> None:
+    folder = result.folder + (" (already there, reused)" if result.reused else "")
+    typer.echo(f"Installed edgeloop-agent {result.version} on {result.uid} "
+               f"({target.user}@{target.host}:{target.port}) in {folder}.\n"
+               f"  current   -> {result.folder.rsplit('/', 1)[-1]}"
+               f" (previous: {result.previous or '-'})\n"
+               f"  home      {result.home} ("
+               f"{'created, trusting the project signing key' if result.config_created else 'kept'})\n"
+               f"  service   {result.unit_path}: {result.unit_state}, agent PID {result.agent_pid}\n"
+               f"  launcher  {result.launcher}\n"
+               f"  selfcheck {result.selfcheck}")
+    for note in result.notes:
+        typer.echo(f"  {note}")
+    if enrolled:
+        typer.echo(f"{result.uid} is enrolled already: `edgeloop devices health {result.uid}` "
+                   "shows it.")
+        return
+    login = (f" --bootstrap-key {bootstrap_key}" if bootstrap_key
+             else " --password" if password else "")
+    typer.echo(f"Next, enroll it:\n  edgeloop devices enroll {result.uid} --address "
+               f"{target.host} --port {target.port} --ssh-user {target.user} --fingerprint "
+               f"{target.fingerprint}{login}")
 
 
 def _confirm_fingerprint(ctx: FleetContext, uid: str, address: str | None,
