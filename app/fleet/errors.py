@@ -9,7 +9,13 @@ Each names the device and says what to do; the CLI and the GUI show the message 
         ├── DeviceAuthFailed      the device refused the workstation's key
         ├── DeviceCommandFailed   an agent command on the device exited non-zero
         ├── DeviceProtocolError   the device answered something that is not the protocol
-        └── DeviceNotEnrolled     a device that must be enrolled first
+        ├── DeviceNotEnrolled     a device that must be enrolled first
+        └── InstallFailed         a step of `install-agent` failed (agent_push.py)
+            ├── NotEnoughSpace    too little free disk on the device; nothing was written
+            └── SudoUnavailable   --sudo given, but `sudo -n` does not work there
+
+    InvalidInput
+    └── BundleInvalid             the agent bundle cannot be installed (agent_bundle_archive.py)
 """
 
 from __future__ import annotations
