@@ -28,6 +28,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.common import machine, mark_project_ready, reusable_project
@@ -139,14 +140,44 @@ def on_demand_ms(read: Callable[[int], str], decode: Callable[[str], object],
     return samples
 
 
-def _app_and_runner():  # type: ignore[no-untyped-def]
+@contextmanager
+def opened_page(page_class, name: str, args: argparse.Namespace, review: bool):  # type: ignore[no-untyped-def]
+    """The bench's project (built or reused, then copied to answer in), and ``page_class``
+    over it as the admin, shown and refreshed: yields (project, page). The task runner stops
+    when the block ends."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
 
+    from app.core.project import open_project
+    from app.core.users import actor_named
+    from app.ui.pages.base import PageContext
     from app.ui.tasks import TaskRunner
 
+    folder = args.dir or OUT / f"annotate-{name}-{args.images}-{args.side}"
+    print(f"machine: {machine()}")
+    root = queue_project(folder, args.images + 1, args.side, review=review)
+    work = folder / "run"
+    _fresh_copy(root, work)
     app = QApplication.instance() or QApplication([])
-    return app, TaskRunner()
+    runner = TaskRunner()
+    with open_project(work) as project:
+        page = page_class(PageContext(project, actor_named(project.db, "admin"), runner))
+        page.resize(1280, 800)
+        page.show()
+        page.activateWindow()
+        page.refresh()
+        try:
+            yield project, page
+        finally:
+            page.close()
+            runner.shutdown()
+            app.processEvents()  # the workers' last signals, before the project closes
+
+
+def count_rows(project, query) -> int:  # type: ignore[no-untyped-def]
+    """The count ``query`` (a ``select(func.count())...``) gives now."""
+    with project.db.read() as s:
+        return s.scalar(query) or 0
 
 
 def bench_label_next(args: argparse.Namespace) -> None:
@@ -159,23 +190,8 @@ def bench_label_next(args: argparse.Namespace) -> None:
     from app.annotate.widgets.image_prefetch import decode_image
     from app.annotate.widgets.labeling_pane import LabelingPage
     from app.core.models import Annotation
-    from app.core.project import open_project
-    from app.core.users import actor_named
-    from app.ui.pages.base import PageContext
 
-    folder = args.dir or OUT / f"annotate-label-next-{args.images}-{args.side}"
-    print(f"machine: {machine()}")
-    root = queue_project(folder, args.images + 1, args.side, review=False)
-    work = folder / "run"
-    _fresh_copy(root, work)
-    app, runner = _app_and_runner()
-    with open_project(work) as project:
-        page = LabelingPage(PageContext(project, actor_named(project.db, "admin"), runner))
-        page.resize(1280, 800)
-        page.show()
-        page.activateWindow()
-        page.refresh()
-
+    with opened_page(LabelingPage, "label-next", args, review=False) as (project, page):
         def shown() -> bool:
             card = page.current_card
             return (card is not None and page.canvas.image is not None
@@ -191,15 +207,10 @@ def bench_label_next(args: argparse.Namespace) -> None:
             QTest.keyClick(page.canvas, keys[i % len(keys)])
             samples.append(timer.time_ms(lambda: QTest.keyClick(page.canvas, Qt.Key.Key_Return)))
         page.saver.flush()
-
-        def labels() -> int:
-            with project.db.read() as s:
-                return s.scalar(select(func.count()).select_from(Annotation)
-                                .where(Annotation.superseded.is_(False))) or 0
-
-        wait_until(lambda: labels() == args.images, f"{args.images} labels in the database")
-        page.close()
-        runner.shutdown()
+        current = (select(func.count()).select_from(Annotation)
+                   .where(Annotation.superseded.is_(False)))
+        wait_until(lambda: count_rows(project, current) == args.images,
+                   f"{args.images} labels in the database")
         baseline = on_demand_ms(
             lambda cid: capture_cards(project.db, [cid], "admin")[cid].blob_sha256,
             lambda sha: decode_image(project.blobs, sha), page.walk.ids[:BASELINE])
@@ -214,23 +225,9 @@ def bench_review_next(args: argparse.Namespace) -> None:
 
     from app.annotate.widgets.review_page import IMAGE_SIDE, ReviewPage
     from app.core.models import Capture, ReviewItem
-    from app.core.project import open_project
-    from app.core.users import actor_named
-    from app.ui.pages.base import PageContext
     from app.ui.thumbnails import ThumbnailState, decode_thumbnail
 
-    folder = args.dir or OUT / f"annotate-review-next-{args.images}-{args.side}"
-    print(f"machine: {machine()}")
-    root = queue_project(folder, args.images + 1, args.side, review=True)
-    work = folder / "run"
-    _fresh_copy(root, work)
-    app, runner = _app_and_runner()
-    with open_project(work) as project:
-        page = ReviewPage(PageContext(project, actor_named(project.db, "admin"), runner))
-        page.resize(1280, 800)
-        page.show()
-        page.activateWindow()
-        page.refresh()
+    with opened_page(ReviewPage, "review-next", args, review=True) as (project, page):
         expected: list[int | None] = [None]  # the item the next key should bring
 
         def shown() -> bool:
@@ -247,26 +244,21 @@ def bench_review_next(args: argparse.Namespace) -> None:
             wait(args.pace)
             expected[0] = page.current_row().item_id  # type: ignore[union-attr]
             samples.append(timer.time_ms(lambda: QTest.keyClick(page, Qt.Key.Key_E)))
-
-        def closed() -> int:
-            with project.db.read() as s:
-                return s.scalar(select(func.count()).select_from(ReviewItem)
-                                .where(ReviewItem.resolved_at.is_not(None))) or 0
-
-        wait_until(lambda: closed() == args.images, f"{args.images} answers in the database")
-        page.close()
-        runner.shutdown()
-        # The items are answered by now: the baseline reads the capture rows the page read.
-        with project.db.read() as s:
-            shas = dict(s.execute(select(Capture.id, Capture.blob_sha256)).all())
+        closed = (select(func.count()).select_from(ReviewItem)
+                  .where(ReviewItem.resolved_at.is_not(None)))
+        wait_until(lambda: count_rows(project, closed) == args.images,
+                   f"{args.images} answers in the database")
 
         def read_row(capture_id: int) -> str:
             with project.db.read() as s:
                 return s.scalar(select(Capture.blob_sha256).where(Capture.id == capture_id))
 
+        # The items are answered by now: the baseline reads the capture rows the page read.
+        with project.db.read() as s:
+            capture_ids = list(s.scalars(select(Capture.id).order_by(Capture.id)))
         baseline = on_demand_ms(read_row, lambda sha: decode_thumbnail(project.blobs, sha,
                                                                        IMAGE_SIDE),
-                                list(shas)[:BASELINE])
+                                capture_ids[:BASELINE])
     report("review-next", samples, baseline, args)
 
 
