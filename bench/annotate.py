@@ -33,11 +33,9 @@ from pathlib import Path
 
 import cv2
 
-from app.core.models import Blob, Device, LabelClass
-from app.core.project import init_project
 from app.core.scene import CLASSES, SceneGenerator
 from bench.annotate_next import add_parsers as add_next_parsers
-from bench.common import machine, mark_project_ready, reusable_project
+from bench.common import machine, mark_project_ready, reusable_project, seed_bench_project
 
 OUT = Path(__file__).resolve().parent / "out"
 DEVICES = 20
@@ -62,18 +60,8 @@ def labelled_project(folder: Path, labels: int, seed: int = 1) -> tuple[Path, fl
         return root, None
     start = time.perf_counter()
     samples = SceneGenerator(seed=seed, size=IMAGE_SIZE).batch(0, IMAGES)
-    with init_project(root, admin="bench") as project:
-        if not project.db.is_sqlite:
-            raise SystemExit("the bench project is SQLite (the default project database)")
-        images = [cv2.imencode(".png", s.image)[1].tobytes() for s in samples]
-        shas = project.blobs.put_many(images)
-        now = datetime.now(timezone.utc)
-        with project.db.write() as s:
-            s.add_all(Blob(sha256=sha, size=len(data), media_type="image/png", created_at=now)
-                      for sha, data in zip(shas, images))
-            s.add_all(Device(uid=f"line-{i:02}-cam", name=f"Line {i} camera")
-                      for i in range(1, DEVICES + 1))
-            s.add_all(LabelClass(name=name, position=i) for i, name in enumerate(CLASSES))
+    shas = seed_bench_project(
+        root, [cv2.imencode(".png", s.image)[1].tobytes() for s in samples], DEVICES)
     _insert_labels(root / "project.db", labels, shas, samples, seed)
     mark_project_ready(folder, wanted)
     return root, time.perf_counter() - start

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -264,8 +265,6 @@ def bench_review_next(args: argparse.Namespace) -> None:
 
 def _fresh_copy(root: Path, work: Path) -> None:
     """A copy of the built project to answer in (the built one stays unanswered, reusable)."""
-    import shutil
-
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(root, work)
 

@@ -63,3 +63,27 @@ def reusable_project(folder: Path, wanted: dict[str, Any]) -> bool:
 def mark_project_ready(folder: Path, wanted: dict[str, Any]) -> None:
     """Record that the bench project in ``folder`` is complete, for :func:`reusable_project`."""
     (folder / "ready.json").write_text(json.dumps(wanted))
+
+
+def seed_bench_project(root: Path, images: list[bytes], devices: int) -> list[str]:
+    """A new SQLite project at ``root`` with ``images`` (PNG bytes) stored as blobs,
+    ``devices`` cameras (``line-NN-cam``) and the generator's classes: what the bulk-inserted
+    bench projects start from. Returns the blobs' sha256 in the order of ``images``."""
+    from datetime import datetime, timezone
+
+    from app.core.models import Blob, Device, LabelClass
+    from app.core.project import init_project
+    from app.core.scene import CLASSES
+
+    with init_project(root, admin="bench") as project:
+        if not project.db.is_sqlite:
+            raise SystemExit("the bench project is SQLite (the default project database)")
+        shas = project.blobs.put_many(images)
+        now = datetime.now(timezone.utc)
+        with project.db.write() as s:
+            s.add_all(Blob(sha256=sha, size=len(data), media_type="image/png", created_at=now)
+                      for sha, data in zip(shas, images))
+            s.add_all(Device(uid=f"line-{i:02}-cam", name=f"Line {i} camera")
+                      for i in range(1, devices + 1))
+            s.add_all(LabelClass(name=name, position=i) for i, name in enumerate(CLASSES))
+    return shas

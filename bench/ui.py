@@ -26,10 +26,10 @@ from pathlib import Path
 
 import cv2
 
-from app.core.models import Blob, Device, LabelClass
-from app.core.project import init_project
 from app.core.scene import CLASSES, SceneGenerator
-from bench.common import machine, mark_project_ready, reusable_project, summary, time_ms
+from bench.common import (
+    machine, mark_project_ready, reusable_project, seed_bench_project, summary, time_ms,
+)
 
 OUT = Path(__file__).resolve().parent / "out"
 DEVICES = 20
@@ -56,19 +56,9 @@ def capture_project(folder: Path, captures: int, seed: int = 1) -> tuple[Path, f
     if reusable_project(folder, wanted):
         return root, None
     start = time.perf_counter()
-    with init_project(root, admin="bench") as project:
-        images = [cv2.imencode(".png", s.image)[1].tobytes()
-                  for s in SceneGenerator(seed=seed, size=128).batch(0, IMAGES)]
-        shas = project.blobs.put_many(images)
-        now = datetime.now(timezone.utc)
-        with project.db.write() as s:
-            s.add_all(Blob(sha256=sha, size=len(data), media_type="image/png", created_at=now)
-                      for sha, data in zip(shas, images))
-            s.add_all(Device(uid=f"line-{i:02}-cam", name=f"Line {i} camera")
-                      for i in range(1, DEVICES + 1))
-            s.add_all(LabelClass(name=name, position=i) for i, name in enumerate(CLASSES))
-        if not project.db.is_sqlite:
-            raise SystemExit("the bench project is SQLite (the default project database)")
+    shas = seed_bench_project(root, [cv2.imencode(".png", s.image)[1].tobytes()
+                                     for s in SceneGenerator(seed=seed, size=128).batch(0, IMAGES)],
+                              DEVICES)
     _insert_captures(root / "project.db", captures, shas, seed)
     seconds = time.perf_counter() - start
     mark_project_ready(folder, wanted)

@@ -17,7 +17,7 @@ from app.core.models import (
 from app.core.project import Project
 from app.core.roles import ROLE_PERMISSIONS, Permission
 from app.core.users import actor_named, add_user
-from tests.support.review_queue import LINE_1, LINE_2, fill_queue
+from tests.support.review_queue import LINE_1, LINE_2, expected_items, fill_queue
 
 
 @pytest.fixture
@@ -39,23 +39,13 @@ def _all_pages(project: Project, review_filter: ReviewFilter, limit: int) -> lis
     return ids
 
 
-def _expected(project: Project, *conditions, skipped: bool = False) -> list[int]:  # type: ignore[no-untyped-def]
-    status = (Capture.review_status == ReviewStatus.SKIPPED if skipped
-              else Capture.review_status != ReviewStatus.SKIPPED)
-    with project.db.read() as session:
-        return list(session.scalars(
-            select(ReviewItem.id).join(Capture, Capture.id == ReviewItem.capture_id)
-            .where(ReviewItem.resolved_at.is_(None), status, *conditions)
-            .order_by(ReviewItem.priority.desc(), ReviewItem.id)))
-
-
 def _ids(project: Project, model, name_column, name: str) -> int:  # type: ignore[no-untyped-def]
     with project.db.read() as session:
         return session.scalar(select(model.id).where(name_column == name))
 
 
 def test_pages_follow_the_queue_order_with_everything_the_page_shows(queued: Project) -> None:
-    everything = _expected(queued)
+    everything = expected_items(queued)
     assert len(everything) == 20
     for limit in (1, 3, 7, 20, 50):
         assert _all_pages(queued, ReviewFilter(), limit) == everything
@@ -94,7 +84,7 @@ def test_filters_by_device_kind_reason_and_either_models_class(queued: Project) 
           (Capture.edge_class_id == ok) | (Capture.observer_class_id == ok)]),
     ]
     for review_filter, conditions in cases:
-        expected = _expected(queued, *conditions)
+        expected = expected_items(queued, *conditions)
         assert expected, review_filter.describe()
         assert _all_pages(queued, review_filter, 2) == expected, review_filter.describe()
     assert review_page(queued.db, ReviewFilter(device_uid="no-such-cam")) == ([], None)
@@ -109,7 +99,7 @@ def test_a_skipped_item_stays_open_at_the_end_and_a_decision_resolves_it(queued:
     rows, _ = review_page(queued.db, ReviewFilter(), None, 3)
     skip_item(queued.db, queued.audit, annotator, rows[0].capture_id)
     order = _all_pages(queued, ReviewFilter(), 4)
-    assert order == [*_expected(queued), rows[0].item_id]  # last, after every waiting one
+    assert order == [*expected_items(queued), rows[0].item_id]  # last, after every waiting one
     tail, cursor = review_page(queued.db, ReviewFilter(), ReviewCursor.skipped_start(), 5)
     assert [r.item_id for r in tail] == [rows[0].item_id] and tail[0].skipped
     assert cursor is None
@@ -129,7 +119,7 @@ def test_a_skipped_item_stays_open_at_the_end_and_a_decision_resolves_it(queued:
         assert session.scalar(select(func.count()).where(
             AuditEvent.action == "review.skip", AuditEvent.actor == "ann")) == 1
     assert (queue_counts(queued.db).waiting, queue_counts(queued.db).skipped) == (18, 0)
-    assert _all_pages(queued, ReviewFilter(), 4) == _expected(queued)
+    assert _all_pages(queued, ReviewFilter(), 4) == expected_items(queued)
 
 
 def test_skipping_needs_the_review_permission(queued: Project, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, update
 from app.core.dataset_import import import_generated
 from app.core.models import (
     Annotation, Capture, CaptureReason, LabelClass, ModelKind, ModelVersion, Observation,
-    ReviewStatus,
+    ReviewItem, ReviewStatus,
 )
 from app.core.project import Project
 from app.core.review_queue import mine_disagreements
@@ -67,3 +67,15 @@ def mine_into_queue(project: Project) -> int:
                                     class_id=ids[seen], confidence=seen_conf))
         observer_id = observer.id
     return mine_disagreements(db, audit, admin, observer_id, spot_check_share=0.0).total
+
+
+def expected_items(project: Project, *conditions, skipped: bool = False) -> list[int]:  # type: ignore[no-untyped-def]
+    """The open items the database says a filter shows, in queue order (item ids); with
+    ``skipped`` the skipped ones, which come last."""
+    status = (Capture.review_status == ReviewStatus.SKIPPED if skipped
+              else Capture.review_status != ReviewStatus.SKIPPED)
+    with project.db.read() as session:
+        return list(session.scalars(
+            select(ReviewItem.id).join(Capture, Capture.id == ReviewItem.capture_id)
+            .where(ReviewItem.resolved_at.is_(None), status, *conditions)
+            .order_by(ReviewItem.priority.desc(), ReviewItem.id)))

@@ -27,7 +27,7 @@ from app.core.users import actor_named, add_user
 from app.ui.main_window import MainWindow
 from app.ui.pages.base import PageContext
 from app.ui.thumbnails import ThumbnailState
-from tests.support.review_queue import LINE_1, LINE_2, fill_queue
+from tests.support.review_queue import LINE_1, LINE_2, expected_items, fill_queue
 
 
 @dataclass
@@ -87,17 +87,6 @@ def _label(project: Project, capture_id: int) -> tuple[str, int, AnnotationSourc
             .where(Annotation.capture_id == capture_id, Annotation.superseded.is_(False))).all()
     assert len(rows) == 1, rows
     return tuple(rows[0])  # type: ignore[return-value]
-
-
-def _expected(project: Project, *conditions, skipped: bool = False) -> list[int]:  # type: ignore[no-untyped-def]
-    """The open items the database says a filter shows, in queue order (item ids)."""
-    status = (Capture.review_status == ReviewStatus.SKIPPED if skipped
-              else Capture.review_status != ReviewStatus.SKIPPED)
-    with project.db.read() as session:
-        return list(session.scalars(
-            select(ReviewItem.id).join(Capture, Capture.id == ReviewItem.capture_id)
-            .where(ReviewItem.resolved_at.is_(None), status, *conditions)
-            .order_by(ReviewItem.priority.desc(), ReviewItem.id)))
 
 
 def _choose(combo, text: str) -> None:  # type: ignore[no-untyped-def]
@@ -181,7 +170,7 @@ def test_the_first_item_is_the_top_one_and_each_key_answers_at_once(qtbot, queue
 def test_a_skipped_item_waits_at_the_end_of_the_queue(qtbot, queue, opened) -> None:  # type: ignore[no-untyped-def]
     page, project = opened, queue.project
     _choose(page.device_combo, LINE_2)
-    line_2 = _expected(project, Capture.device_id == _device_id(project, LINE_2))
+    line_2 = expected_items(project, Capture.device_id == _device_id(project, LINE_2))
     qtbot.waitUntil(lambda: _shown_ids(page) == line_2, timeout=5000)
     skipped = page.current_row()
     assert _answer(qtbot, page, Qt.Key.Key_S) == skipped.capture_id
@@ -202,11 +191,11 @@ def test_a_skipped_item_waits_at_the_end_of_the_queue(qtbot, queue, opened) -> N
     assert _label(project, skipped.capture_id)[0] == skipped.observer_class
     assert page.current_row() is None
     assert "through the queue" in page.image.text()
-    assert _expected(project, Capture.device_id == _device_id(project, LINE_2)) == []
+    assert expected_items(project, Capture.device_id == _device_id(project, LINE_2)) == []
 
     # Opened again (F5), the queue lists a skipped item after every waiting one.
     _choose(page.device_combo, LINE_1)
-    line_1 = _expected(project, Capture.device_id == _device_id(project, LINE_1))
+    line_1 = expected_items(project, Capture.device_id == _device_id(project, LINE_1))
     qtbot.waitUntil(lambda: _shown_ids(page) == line_1, timeout=5000)
     again = page.current_row()
     _answer(qtbot, page, Qt.Key.Key_S)
@@ -224,18 +213,18 @@ def _device_id(project: Project, uid: str) -> int:
 
 def test_filters_show_exactly_the_matching_items(qtbot, queue, opened) -> None:  # type: ignore[no-untyped-def]
     page, project = opened, queue.project
-    everything = _expected(project)
+    everything = expected_items(project)
     assert _shown_ids(page) == everything and len(everything) == 20
     qtbot.waitUntil(lambda: page.device_combo.count() == 3, timeout=5000)
 
     _choose(page.device_combo, LINE_1)
     line_1 = _device_id(project, LINE_1)
-    expected = _expected(project, Capture.device_id == line_1)
+    expected = expected_items(project, Capture.device_id == line_1)
     qtbot.waitUntil(lambda: _shown_ids(page) == expected, timeout=5000)
     assert len(expected) == 12 and {r.device_uid for r in page.walk.rows} == {LINE_1}
 
     _choose(page.kind_combo, "False positives")
-    expected = _expected(project, Capture.device_id == line_1,
+    expected = expected_items(project, Capture.device_id == line_1,
                          ReviewItem.kind == ReviewKind.FALSE_POSITIVE)
     qtbot.waitUntil(lambda: _shown_ids(page) == expected, timeout=5000)
     assert expected and {r.kind for r in page.walk.rows} == {ReviewKind.FALSE_POSITIVE}
@@ -245,13 +234,13 @@ def test_filters_show_exactly_the_matching_items(qtbot, queue, opened) -> None: 
     _choose(page.kind_combo, "Any kind")
     _choose(page.class_combo, "crack")  # the observer's class in the disagreements only
     crack = _class_id(project, "crack")
-    expected = _expected(project, (Capture.edge_class_id == crack)
+    expected = expected_items(project, (Capture.edge_class_id == crack)
                          | (Capture.observer_class_id == crack))
     qtbot.waitUntil(lambda: _shown_ids(page) == expected, timeout=5000)
     assert len(expected) == 5 and {r.kind for r in page.walk.rows} == {ReviewKind.DISAGREEMENT}
     _choose(page.class_combo, "scratch")  # the edge's in some, the observer's in others
     scratch = _class_id(project, "scratch")
-    expected = _expected(project, (Capture.edge_class_id == scratch)
+    expected = expected_items(project, (Capture.edge_class_id == scratch)
                          | (Capture.observer_class_id == scratch))
     qtbot.waitUntil(lambda: _shown_ids(page) == expected, timeout=5000)
     assert {r.kind for r in page.walk.rows} == {
@@ -259,7 +248,7 @@ def test_filters_show_exactly_the_matching_items(qtbot, queue, opened) -> None: 
 
     _choose(page.class_combo, "Any class")
     _choose(page.reason_combo, "Low confidence")  # why the device kept the frame
-    expected = _expected(project, Capture.reason == CaptureReason.LOW_CONFIDENCE)
+    expected = expected_items(project, Capture.reason == CaptureReason.LOW_CONFIDENCE)
     qtbot.waitUntil(lambda: _shown_ids(page) == expected, timeout=5000)
     assert len(expected) == 7
     _choose(page.kind_combo, "Spot checks")
@@ -302,7 +291,7 @@ def test_back_changes_an_answer_with_a_superseding_label(qtbot, queue, opened) -
     # Going back to the skipped one and answering it resolves it after all.
     _answer(qtbot, page, Qt.Key.Key_O)
     assert _label(project, second.capture_id)[0] == second.observer_class
-    assert _expected(project, skipped=True) == []
+    assert expected_items(project, skipped=True) == []
 
 
 def test_a_failed_answer_puts_the_item_back_and_says_why(qtbot, queue, runner,  # type: ignore[no-untyped-def]
